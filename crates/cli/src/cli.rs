@@ -1,0 +1,96 @@
+//! The command-line surface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run coding agents in sandboxes whose only way out is a sidecar they cannot touch.
+#[derive(Debug, Parser)]
+#[command(name = "bottle", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Resolve the plan, launch the bottle, attach to the agent and tear down.
+    Run(RunArgs),
+    /// Show the resolved plan of an agent and the file that set each value.
+    Info(InfoArgs),
+    /// Validate bottle and agent files and report every invalid one.
+    Check(CheckArgs),
+    /// Internal: the egress proxy sidecar of one bottle.
+    #[command(name = "__sidecar", hide = true)]
+    Sidecar,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The agent to run; without it, the embedded default bottle runs a shell.
+    pub agent: Option<String>,
+
+    /// Bottle to use instead of the agent's own (repeatable; later ones win).
+    #[arg(long = "bottle", value_name = "BOTTLE")]
+    pub bottles: Vec<String>,
+
+    /// Isolation backend.
+    #[arg(long, value_enum, env = "BOT_BOTTLE_BACKEND", default_value_t = Backend::Native)]
+    pub backend: Backend,
+
+    /// Host directory mounted read-write as the workspace (default: a fresh directory
+    /// removed with the bottle).
+    #[arg(long, value_name = "DIR")]
+    pub workspace: Option<PathBuf>,
+
+    /// Name for the bottle, used as its slug.
+    #[arg(long)]
+    pub label: Option<String>,
+
+    /// Run the agent's non-interactive mode.
+    #[arg(long, requires = "prompt")]
+    pub headless: bool,
+
+    /// The prompt for `--headless`.
+    #[arg(long, requires = "headless")]
+    pub prompt: Option<String>,
+
+    /// Print the plan a launch would use, and exit.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// With `--dry-run`: print the plan as JSON.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+
+    /// The command to run inside the bottle instead of the agent's own.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Linux namespaces, seccomp and Landlock; needs no daemon.
+    Native,
+    /// A Docker container per bottle.
+    Docker,
+    /// A micro-VM per bottle.
+    Vm,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// The agent whose plan to show.
+    pub agent: String,
+
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Files or directories to check (default: the config directory and the current
+    /// repository's agents).
+    pub paths: Vec<PathBuf>,
+}

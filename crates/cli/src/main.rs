@@ -1,0 +1,26 @@
+//! `bottle`: run a coding agent in an ephemeral sandbox whose only way out is a
+//! sidecar it cannot touch.
+//!
+//! This binary only wires the crates together. Two hidden subcommands are the
+//! processes a launch starts: `__sandbox-init` sets up the namespaces and must run
+//! before any thread or async runtime exists (unsharing a user namespace fails in a
+//! multi-threaded process), and `__sidecar` is the egress proxy outside the bottle.
+
+mod cli;
+mod commands;
+mod exit;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // The sandbox helper is dispatched before clap and before anything can start a
+    // thread, so that its `unshare` runs in a single-threaded process.
+    if std::env::args_os().nth(1).is_some_and(|arg| arg == bottle_sandbox::INIT_ARG) {
+        return bottle_sandbox::init_main();
+    }
+
+    let cli = cli::Cli::parse();
+    commands::dispatch(cli).into()
+}
