@@ -1,1 +1,4 @@
-//! placeholder
+//! Bottle and agent files.
+
+pub mod frontmatter;
+mod yaml;
