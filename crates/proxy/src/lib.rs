@@ -1,1 +1,85 @@
-//! placeholder
+//! The sidecar's egress proxy.
+//!
+//! The agent reaches the outside only through this proxy. It is an HTTP forward proxy:
+//! `CONNECT host:port` is checked against the routes (default deny), then the proxy
+//! always terminates TLS with a leaf minted from the per-bottle CA, checks that the SNI
+//! and every inner `Host` / `:authority` equal the CONNECT host, and applies the route's
+//! path, method and header rules to each request. Allowed requests are forwarded over a
+//! fully verified TLS connection, with the agent's credentials replaced by the route's
+//! token. Plain `http://` requests are forwarded only for routes on port 80, never with
+//! a token. Every decision is appended to a JSON-lines audit log.
+
+mod audit;
+mod body;
+mod ca;
+mod config;
+mod error;
+mod headers;
+mod response;
+mod server;
+mod upstream;
+
+use std::sync::Arc;
+
+pub use audit::{AuditRecord, Verdict};
+pub use ca::CertificateAuthority;
+pub use config::SidecarConfig;
+pub use error::ProxyError;
+pub use response::DECISION_HEADER;
+pub use upstream::UpstreamError;
+
+use server::Proxy;
+
+/// Returns the one rustls crypto provider the proxy uses (ring), passed explicitly to
+/// every TLS configuration so no process-wide default is needed.
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Serves the proxy on `listener` until it fails. Configuration errors (invalid routes,
+/// a missing token, an unreadable CA or audit log) are returned before anything is
+/// accepted.
+pub async fn serve(
+    config: SidecarConfig,
+    listener: tokio::net::TcpListener,
+) -> Result<(), ProxyError> {
+    let proxy = Arc::new(Proxy::new(config)?);
+    let address = listener.local_addr().map_err(ProxyError::Listener)?;
+    proxy.announce(&[address]);
+    proxy.accept_loop(listener).await
+}
+
+/// Builds a tokio runtime and serves the proxy on every listener (inherited from the
+/// launcher) until one fails. It blocks the calling thread.
+pub fn run_sidecar(
+    config: SidecarConfig,
+    listeners: Vec<std::net::TcpListener>,
+) -> Result<(), ProxyError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bottle-proxy")
+        .build()
+        .map_err(ProxyError::Runtime)?;
+
+    runtime.block_on(async move {
+        let proxy = Arc::new(Proxy::new(config)?);
+        let mut addresses = Vec::with_capacity(listeners.len());
+        let mut tasks = tokio::task::JoinSet::new();
+        for listener in listeners {
+            listener
+                .set_nonblocking(true)
+                .map_err(ProxyError::Listener)?;
+            let listener =
+                tokio::net::TcpListener::from_std(listener).map_err(ProxyError::Listener)?;
+            addresses.push(listener.local_addr().map_err(ProxyError::Listener)?);
+            tasks.spawn(proxy.clone().accept_loop(listener));
+        }
+        proxy.announce(&addresses);
+
+        match tasks.join_next().await {
+            Some(Ok(result)) => result,
+            Some(Err(join_error)) => Err(ProxyError::Listener(std::io::Error::other(join_error))),
+            None => Ok(()),
+        }
+    })
+}

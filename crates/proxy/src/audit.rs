@@ -1,0 +1,108 @@
+//! The audit log: one JSON line per decision, appended to a file the bottle cannot reach.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::ProxyError;
+
+/// What was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Forwarded upstream.
+    Allow,
+    /// Refused by policy or by a protocol check.
+    Deny,
+    /// Allowed, but the upstream could not be reached.
+    Error,
+}
+
+/// One audit record. It never contains a header value, a query value or a body.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// RFC 3339 time in UTC.
+    pub time: String,
+    /// Request method, or `CONNECT` for a tunnel decision.
+    pub method: String,
+    /// Normalized host, or `null` when the host itself was invalid.
+    pub host: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Canonical path with query keys only (`/search?q&page`), when there is a request.
+    pub path: Option<String>,
+    /// The verdict.
+    pub decision: Verdict,
+    /// Rule id that decided.
+    pub rule: String,
+    /// Why, for refusals and errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// HTTP status sent to the agent (0 when the connection was closed instead).
+    pub status: u16,
+    /// Response body bytes sent to the agent.
+    pub bytes: u64,
+}
+
+impl AuditRecord {
+    /// Starts a record stamped with the current time.
+    pub fn new(method: &str, decision: Verdict, rule: &str) -> AuditRecord {
+        let time = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .expect("formatting the current UTC time as RFC 3339 cannot fail");
+        AuditRecord {
+            time,
+            method: method.to_owned(),
+            host: None,
+            port: None,
+            path: None,
+            decision,
+            rule: rule.to_owned(),
+            reason: None,
+            status: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// An append-only JSON-lines file.
+#[derive(Debug)]
+pub struct AuditLog {
+    file: Mutex<File>,
+}
+
+impl AuditLog {
+    /// Opens (creating with mode 0600) the log at `path` for appending.
+    pub fn open(path: &Path) -> Result<AuditLog, ProxyError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| ProxyError::AuditLog {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(AuditLog {
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Appends one record as one line.
+    pub fn write(&self, record: &AuditRecord) {
+        let mut line = serde_json::to_vec(record).expect("audit records always serialize");
+        line.push(b'\n');
+        let mut file = self.file.lock().expect("audit log lock is never poisoned");
+        if let Err(err) = file.write_all(&line) {
+            // TODO(audit): a failing audit log should stop the proxy (fail closed); for now
+            // the failure is only reported.
+            tracing::error!(error = %err, "writing the egress audit log failed");
+        }
+    }
+}

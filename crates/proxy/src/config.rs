@@ -1,0 +1,81 @@
+//! The sidecar configuration, sent by the launcher on the sidecar's standard input.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use bottle_policy::Route;
+use serde::{Deserialize, Serialize};
+
+/// Everything the sidecar's proxy needs. It contains secrets (token values and the CA
+/// key), so its `Debug` output redacts them and it must never be logged or written where
+/// the bottle can read it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SidecarConfig {
+    /// The bottle's slug, for log lines.
+    pub slug: String,
+    /// Egress routes, in the order the resolved plan lists them.
+    pub routes: Vec<Route>,
+    /// Token values by token ref.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
+    /// The bottle CA certificate, PEM.
+    pub ca_cert_pem: String,
+    /// The bottle CA private key, PEM.
+    pub ca_key_pem: String,
+    /// The JSON-lines audit log, appended to.
+    pub audit_log: PathBuf,
+    /// What goes to standard error: 0 the start-up line only, 1 also every block, 2 also
+    /// every request. The audit log is always complete.
+    #[serde(default = "default_log_level")]
+    pub log_level: u8,
+}
+
+fn default_log_level() -> u8 {
+    1
+}
+
+/// Stand-in for a secret in `Debug` output.
+const REDACTED: &str = "<redacted>";
+
+impl fmt::Debug for SidecarConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tokens: BTreeMap<&str, &str> = self
+            .tokens
+            .keys()
+            .map(|key| (key.as_str(), REDACTED))
+            .collect();
+        f.debug_struct("SidecarConfig")
+            .field("slug", &self.slug)
+            .field("routes", &self.routes)
+            .field("tokens", &tokens)
+            .field("ca_cert_pem", &self.ca_cert_pem)
+            .field("ca_key_pem", &REDACTED)
+            .field("audit_log", &self.audit_log)
+            .field("log_level", &self.log_level)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let config = SidecarConfig {
+            slug: "demo-abcde".into(),
+            routes: Vec::new(),
+            tokens: BTreeMap::from([("API_TOKEN".to_owned(), "s3cr3t-value".to_owned())]),
+            ca_cert_pem: "CERT".into(),
+            ca_key_pem: "-----BEGIN PRIVATE KEY-----".into(),
+            audit_log: "/tmp/egress.jsonl".into(),
+            log_level: 1,
+        };
+        let text = format!("{config:?}");
+        assert!(text.contains("API_TOKEN"), "{text}");
+        assert!(!text.contains("s3cr3t-value"), "{text}");
+        assert!(!text.contains("PRIVATE KEY"), "{text}");
+    }
+}

@@ -1,0 +1,664 @@
+//! The proxy itself: the outer HTTP/1.1 listener (CONNECT and absolute-form `http://`),
+//! TLS termination of every tunnel, and the per-request decision and forwarding.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bottle_policy::{
+    CompiledRoute, Decision, Host, Policy, RequestInfo, canonicalize_path, parse_authority,
+    query_keys_only,
+};
+use http::header::{HOST, HeaderName, HeaderValue, UPGRADE};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls::server::Acceptor;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::LazyConfigAcceptor;
+
+use crate::audit::{AuditLog, AuditRecord, Verdict};
+use crate::body::AuditedBody;
+use crate::headers::{inject_token, strip_hop_by_hop, token_value};
+use crate::response::{ProxyBody, deny, full, own_response};
+use crate::upstream::{self, UpstreamError, UpstreamSender};
+use crate::{CertificateAuthority, ProxyError, SidecarConfig};
+
+/// Rule id of refusals that come from protocol checks rather than from a route.
+const PROTOCOL_RULE: &str = "protocol";
+
+/// The shared state of one sidecar proxy.
+pub(crate) struct Proxy {
+    slug: String,
+    policy: Policy,
+    ca: CertificateAuthority,
+    /// Header and value to inject, by route index.
+    tokens: Vec<Option<(HeaderName, HeaderValue)>>,
+    /// Upstream TLS configuration, by route index.
+    upstream_tls: Vec<Arc<ClientConfig>>,
+    audit: AuditLog,
+    log_level: u8,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("slug", &self.slug)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The host, port and route a tunnel was allowed for.
+#[derive(Debug, Clone)]
+struct Tunnel {
+    host: Host,
+    port: u16,
+    route: usize,
+}
+
+/// What the audit record of a request names.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    host: Option<Host>,
+    port: Option<u16>,
+    path: Option<String>,
+}
+
+impl Proxy {
+    /// Validates the configuration and prepares everything a request needs, so that a
+    /// bad route, a missing token or an unreadable CA stops the launch.
+    pub(crate) fn new(config: SidecarConfig) -> Result<Proxy, ProxyError> {
+        let policy = Policy::new(&config.routes)?;
+
+        let mut tokens = Vec::with_capacity(policy.routes().len());
+        for route in policy.routes() {
+            if route.route.passthrough {
+                // TODO(passthrough): tunnelling TLS without termination is not implemented.
+                return Err(ProxyError::PassthroughUnsupported {
+                    rule: route.rule_id.clone(),
+                });
+            }
+            tokens.push(token_for(route, &config)?);
+        }
+
+        let ca = CertificateAuthority::from_pem(&config.ca_cert_pem, &config.ca_key_pem)?;
+
+        let native = rustls_native_certs::load_native_certs();
+        if !native.errors.is_empty() {
+            tracing::debug!(
+                errors = native.errors.len(),
+                "some system CA certificates failed to load"
+            );
+        }
+        let upstream_tls = policy
+            .routes()
+            .iter()
+            .map(|route| upstream::route_tls_config(route, &native.certs))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let audit = AuditLog::open(&config.audit_log)?;
+        Ok(Proxy {
+            slug: config.slug,
+            policy,
+            ca,
+            tokens,
+            upstream_tls,
+            audit,
+            log_level: config.log_level,
+        })
+    }
+
+    /// Logs the start-up line, which every log level prints.
+    pub(crate) fn announce(&self, addresses: &[std::net::SocketAddr]) {
+        let listen: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            slug = %self.slug,
+            routes = self.policy.routes().len(),
+            listen = %listen.join(","),
+            "egress proxy started"
+        );
+    }
+
+    /// Accepts clients until the listener fails.
+    pub(crate) async fn accept_loop(
+        self: Arc<Self>,
+        listener: TcpListener,
+    ) -> Result<(), ProxyError> {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(accepted) => accepted,
+                Err(err) if err.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+                Err(err) => return Err(ProxyError::Listener(err)),
+            };
+            tokio::spawn(self.clone().serve_client(stream));
+        }
+    }
+
+    async fn serve_client(self: Arc<Self>, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let proxy = self.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let proxy = proxy.clone();
+            async move { Ok::<_, Infallible>(proxy.handle_outer(request).await) }
+        });
+        let result = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades()
+            .await;
+        if let Err(err) = result {
+            tracing::debug!(error = %err, "proxy client connection ended with an error");
+        }
+    }
+
+    /// Handles a request on the outer (proxy) connection: CONNECT or absolute-form HTTP.
+    async fn handle_outer(self: Arc<Self>, request: Request<Incoming>) -> Response<ProxyBody> {
+        let seen = Seen {
+            method: request.method().to_string(),
+            host: None,
+            port: None,
+            path: None,
+        };
+        if request.method() == Method::CONNECT {
+            return self.handle_connect(request, seen);
+        }
+        match request.uri().scheme_str() {
+            Some("http") => self.handle_plain(request, seen).await,
+            Some(_) => self.refuse(
+                &seen,
+                PROTOCOL_RULE,
+                "https:// requests must go through CONNECT; the proxy terminates TLS itself",
+            ),
+            None => self.refuse(
+                &seen,
+                PROTOCOL_RULE,
+                "this is an egress proxy: send CONNECT host:port or an absolute http:// URI",
+            ),
+        }
+    }
+
+    fn handle_connect(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        mut seen: Seen,
+    ) -> Response<ProxyBody> {
+        let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned()) else {
+            return self.refuse(&seen, PROTOCOL_RULE, "CONNECT target must be host:port");
+        };
+        let (host, port) = match parse_authority(&authority, None) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                return self.refuse(
+                    &seen,
+                    PROTOCOL_RULE,
+                    &format!("invalid CONNECT authority: {err}"),
+                );
+            }
+        };
+        seen.host = Some(host.clone());
+        seen.port = Some(port);
+
+        let (route, rule) = match self.policy.decide_connect(&host, port) {
+            Decision::Deny { rule, reason } => return self.refuse(&seen, &rule, &reason),
+            Decision::Allow { route, rule } => (route, rule),
+        };
+        if self.policy.routes()[route].route.port == 80 {
+            return self.refuse(
+                &seen,
+                &rule,
+                "this route is for plain HTTP on port 80; send an absolute http:// request instead of CONNECT",
+            );
+        }
+
+        self.record(&seen, Verdict::Allow, &rule, None, 200, 0);
+        let tunnel = Tunnel { host, port, route };
+        let proxy = self.clone();
+        tokio::spawn(async move {
+            match hyper::upgrade::on(request).await {
+                Ok(upgraded) => proxy.run_tunnel(TokioIo::new(upgraded), tunnel).await,
+                Err(err) => tracing::debug!(error = %err, "CONNECT upgrade failed"),
+            }
+        });
+        Response::new(full(bytes::Bytes::new()))
+    }
+
+    /// Terminates TLS inside an allowed tunnel and serves HTTP/1.1 or HTTP/2 on it. Bytes
+    /// that are not a TLS ClientHello, or a ClientHello whose SNI is not the CONNECT host,
+    /// close the tunnel: nothing is ever relayed unparsed.
+    async fn run_tunnel<I>(self: Arc<Self>, io: I, tunnel: Tunnel)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let seen = Seen {
+            method: "CONNECT".to_owned(),
+            host: Some(tunnel.host.clone()),
+            port: Some(tunnel.port),
+            path: None,
+        };
+        let start = match LazyConfigAcceptor::new(Acceptor::default(), io).await {
+            Ok(start) => start,
+            Err(_) => {
+                let reason =
+                    "no TLS ClientHello after CONNECT; the proxy never relays unparsed bytes";
+                self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), 0, 0);
+                return;
+            }
+        };
+
+        let sni = start.client_hello().server_name().map(str::to_owned);
+        let sni_ok = match sni.as_deref().map(Host::parse) {
+            Some(Ok(name)) => name == tunnel.host,
+            Some(Err(_)) => false,
+            // An SNI cannot carry an IP address, so a route naming an IP literal has none.
+            None => tunnel.host.is_ip(),
+        };
+        if !sni_ok {
+            let reason = if sni.is_some() {
+                "TLS SNI does not match the CONNECT host"
+            } else {
+                "TLS ClientHello has no SNI"
+            };
+            self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), 0, 0);
+            return;
+        }
+
+        let config = match self.ca.server_config(&tunnel.host) {
+            Ok(config) => config,
+            Err(err) => {
+                tracing::error!(host = %tunnel.host, error = %err, "minting a leaf certificate failed");
+                return;
+            }
+        };
+        let tls = match start.into_stream(config).await {
+            Ok(tls) => tls,
+            Err(err) => {
+                tracing::debug!(host = %tunnel.host, error = %err, "TLS handshake with the agent failed");
+                return;
+            }
+        };
+
+        let proxy = self.clone();
+        let service = service_fn(move |request: Request<Incoming>| {
+            let proxy = proxy.clone();
+            let tunnel = tunnel.clone();
+            async move { Ok::<_, Infallible>(proxy.handle_inner(request, &tunnel).await) }
+        });
+        let result = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection_with_upgrades(TokioIo::new(tls), service)
+            .await;
+        if let Err(err) = result {
+            tracing::debug!(error = %err, "tunnel connection ended with an error");
+        }
+    }
+
+    /// Handles one request inside a terminated tunnel.
+    async fn handle_inner(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        tunnel: &Tunnel,
+    ) -> Response<ProxyBody> {
+        let mut seen = Seen {
+            method: request.method().to_string(),
+            host: Some(tunnel.host.clone()),
+            port: Some(tunnel.port),
+            path: None,
+        };
+        if let Err(reason) = check_inner_authority(&request, tunnel) {
+            return self.refuse(&seen, PROTOCOL_RULE, &reason);
+        }
+        self.check_and_forward(request, tunnel, true, &mut seen)
+            .await
+    }
+
+    /// Handles an absolute-form `http://` request on the outer connection.
+    async fn handle_plain(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        mut seen: Seen,
+    ) -> Response<ProxyBody> {
+        let Some(authority) = request.uri().authority().map(|a| a.as_str().to_owned()) else {
+            return self.refuse(&seen, PROTOCOL_RULE, "absolute URI has no host");
+        };
+        let (host, port) = match parse_authority(&authority, Some(80)) {
+            Ok(parsed) => parsed,
+            Err(err) => {
+                return self.refuse(
+                    &seen,
+                    PROTOCOL_RULE,
+                    &format!("invalid request host: {err}"),
+                );
+            }
+        };
+        seen.host = Some(host.clone());
+        seen.port = Some(port);
+
+        let route = match self.policy.decide_connect(&host, port) {
+            Decision::Deny { rule, reason } => return self.refuse(&seen, &rule, &reason),
+            Decision::Allow { route, rule } => {
+                if self.policy.routes()[route].route.port != 80 {
+                    return self.refuse(
+                        &seen,
+                        &rule,
+                        "plain HTTP is allowed only on routes for port 80; use https:// through CONNECT",
+                    );
+                }
+                route
+            }
+        };
+
+        let tunnel = Tunnel { host, port, route };
+        let hosts: Vec<&HeaderValue> = request.headers().get_all(HOST).iter().collect();
+        let host_ok = match hosts.as_slice() {
+            [] => true,
+            [value] => value
+                .to_str()
+                .ok()
+                .and_then(|text| parse_authority(text, Some(80)).ok())
+                .is_some_and(|parsed| parsed == (tunnel.host.clone(), tunnel.port)),
+            _ => false,
+        };
+        if !host_ok {
+            return self.refuse(
+                &seen,
+                PROTOCOL_RULE,
+                "the Host header does not match the request URI",
+            );
+        }
+        self.check_and_forward(request, &tunnel, false, &mut seen)
+            .await
+    }
+
+    /// Applies the route's request rules, then forwards.
+    async fn check_and_forward(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        tunnel: &Tunnel,
+        tls: bool,
+        seen: &mut Seen,
+    ) -> Response<ProxyBody> {
+        let route = &self.policy.routes()[tunnel.route];
+        let path = match canonicalize_path(request.uri().path()) {
+            Ok(path) => path,
+            Err(err) => {
+                return self.refuse(seen, PROTOCOL_RULE, &format!("invalid request path: {err}"));
+            }
+        };
+        let query = request.uri().query();
+        seen.path = Some(match query {
+            Some(query) => format!("{path}?{}", query_keys_only(query)),
+            None => path.clone(),
+        });
+
+        if request.headers().contains_key(UPGRADE) || request.method() == Method::CONNECT {
+            // TODO(websocket): WebSocket forwarding is not implemented, so every upgrade is
+            // refused, even on routes with `websocket: true`.
+            return self.refuse(
+                seen,
+                &route.rule_id,
+                "protocol upgrades are not allowed on this route",
+            );
+        }
+
+        let headers: Vec<(&str, &[u8])> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect();
+        let info = RequestInfo {
+            method: request.method().as_str(),
+            path: &path,
+            query,
+            headers: &headers,
+        };
+        if let Decision::Deny { rule, reason } = self.policy.decide_request(tunnel.route, &info) {
+            return self.refuse(seen, &rule, &reason);
+        }
+
+        self.clone()
+            .forward(request, tunnel, tls, &path, seen)
+            .await
+    }
+
+    /// Rewrites the request for the upstream and streams the response back.
+    async fn forward(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        tunnel: &Tunnel,
+        tls: bool,
+        path: &str,
+        seen: &Seen,
+    ) -> Response<ProxyBody> {
+        let route: &CompiledRoute = &self.policy.routes()[tunnel.route];
+        let (mut parts, body) = request.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        // Tokens go only over TLS; routes on port 80 cannot have `auth` in the first place.
+        if tls && let Some((name, value)) = &self.tokens[tunnel.route] {
+            inject_token(&mut parts.headers, name, value.clone());
+        }
+
+        let path_and_query = match parts.uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        };
+        let default_port = if tls { 443 } else { 80 };
+        let authority = if tunnel.port == default_port {
+            tunnel.host.to_authority_host()
+        } else {
+            format!("{}:{}", tunnel.host.to_authority_host(), tunnel.port)
+        };
+
+        let connected = if tls {
+            let config = self.upstream_tls[tunnel.route].clone();
+            upstream::connect_tls(route, config, &tunnel.host, tunnel.port).await
+        } else {
+            upstream::connect_plain(route, &tunnel.host, tunnel.port).await
+        };
+        let sender = match connected {
+            Ok(sender) => sender,
+            Err(err) => return self.upstream_failed(seen, &route.rule_id, &err),
+        };
+
+        let result = match sender {
+            UpstreamSender::Http1(mut sender) => {
+                parts.version = Version::HTTP_11;
+                parts.uri = match Uri::try_from(path_and_query) {
+                    Ok(uri) => uri,
+                    Err(_) => return self.refuse(seen, PROTOCOL_RULE, "request target is invalid"),
+                };
+                let host_value =
+                    HeaderValue::from_str(&authority).expect("a normalized host is a valid header");
+                parts.headers.insert(HOST, host_value);
+                sender.send_request(Request::from_parts(parts, body)).await
+            }
+            UpstreamSender::Http2(mut sender) => {
+                parts.version = Version::HTTP_2;
+                let uri = Uri::builder()
+                    .scheme("https")
+                    .authority(authority)
+                    .path_and_query(path_and_query)
+                    .build();
+                parts.uri = match uri {
+                    Ok(uri) => uri,
+                    Err(_) => return self.refuse(seen, PROTOCOL_RULE, "request target is invalid"),
+                };
+                parts.headers.remove(HOST);
+                sender.send_request(Request::from_parts(parts, body)).await
+            }
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(source) => {
+                let err = UpstreamError::Http {
+                    host: tunnel.host.to_string(),
+                    source,
+                };
+                return self.upstream_failed(seen, &route.rule_id, &err);
+            }
+        };
+
+        let (mut parts, body) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        let record = self.audit_record(
+            seen,
+            Verdict::Allow,
+            &route.rule_id,
+            None,
+            parts.status.as_u16(),
+        );
+        let body = AuditedBody::new(body, self.clone(), record);
+        Response::from_parts(parts, http_body_util::BodyExt::boxed(body))
+    }
+
+    fn refuse(&self, seen: &Seen, rule: &str, reason: &str) -> Response<ProxyBody> {
+        let response = deny(rule, reason);
+        let bytes = body_len(reason);
+        self.record(
+            seen,
+            Verdict::Deny,
+            rule,
+            Some(reason),
+            StatusCode::FORBIDDEN.as_u16(),
+            bytes,
+        );
+        response
+    }
+
+    fn upstream_failed(&self, seen: &Seen, rule: &str, err: &UpstreamError) -> Response<ProxyBody> {
+        let reason = format!("upstream failed: {err}");
+        let response = own_response(StatusCode::BAD_GATEWAY, "error", rule, &reason);
+        let bytes = body_len(&reason);
+        self.record(
+            seen,
+            Verdict::Error,
+            rule,
+            Some(&reason),
+            StatusCode::BAD_GATEWAY.as_u16(),
+            bytes,
+        );
+        response
+    }
+
+    fn audit_record(
+        &self,
+        seen: &Seen,
+        verdict: Verdict,
+        rule: &str,
+        reason: Option<&str>,
+        status: u16,
+    ) -> AuditRecord {
+        let mut record = AuditRecord::new(&seen.method, verdict, rule);
+        record.host = seen.host.as_ref().map(ToString::to_string);
+        record.port = seen.port;
+        record.path.clone_from(&seen.path);
+        record.reason = reason.map(str::to_owned);
+        record.status = status;
+        record
+    }
+
+    fn record(
+        &self,
+        seen: &Seen,
+        verdict: Verdict,
+        rule: &str,
+        reason: Option<&str>,
+        status: u16,
+        bytes: u64,
+    ) {
+        let mut record = self.audit_record(seen, verdict, rule, reason, status);
+        record.bytes = bytes;
+        self.write_audit(&record);
+    }
+
+    /// Appends the record to the audit log and prints it as the log level asks.
+    pub(crate) fn write_audit(&self, record: &AuditRecord) {
+        self.audit.write(record);
+        // TODO(logging): the agent can trigger these lines at will; rate-limit them.
+        let host = record.host.as_deref().unwrap_or("-");
+        let path = record.path.as_deref().unwrap_or("");
+        match record.decision {
+            Verdict::Deny | Verdict::Error if self.log_level >= 1 => tracing::warn!(
+                rule = %record.rule,
+                reason = record.reason.as_deref().unwrap_or(""),
+                "egress {} {host}{path} blocked",
+                record.method
+            ),
+            Verdict::Allow if self.log_level >= 2 => tracing::info!(
+                rule = %record.rule,
+                status = record.status,
+                "egress {} {host}{path} allowed",
+                record.method
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Returns the length of the body [`own_response`] writes for `message`.
+fn body_len(message: &str) -> u64 {
+    u64::try_from("bottle: \n".len() + message.len()).unwrap_or(u64::MAX)
+}
+
+/// Builds the injected header of `route`, if it has `auth`.
+fn token_for(
+    route: &CompiledRoute,
+    config: &SidecarConfig,
+) -> Result<Option<(HeaderName, HeaderValue)>, ProxyError> {
+    let Some(auth) = &route.route.auth else {
+        return Ok(None);
+    };
+    let token = config
+        .tokens
+        .get(&auth.token_ref)
+        .ok_or_else(|| ProxyError::MissingToken {
+            rule: route.rule_id.clone(),
+            token_ref: auth.token_ref.clone(),
+        })?;
+    let invalid = || ProxyError::InvalidTokenValue {
+        token_ref: auth.token_ref.clone(),
+    };
+    let value = token_value(&auth.scheme, token).map_err(|_| invalid())?;
+    let name = HeaderName::from_bytes(auth.header.to_ascii_lowercase().as_bytes())
+        .map_err(|_| invalid())?;
+    Ok(Some((name, value)))
+}
+
+/// Checks that the request inside a tunnel names the CONNECT host: the `Host` header
+/// (exactly one) and the URI authority (`:authority` in HTTP/2), whichever are present,
+/// must both equal it. This is what refuses domain fronting.
+fn check_inner_authority(request: &Request<Incoming>, tunnel: &Tunnel) -> Result<(), String> {
+    let mismatch = || {
+        format!(
+            "the request host does not match the CONNECT host {}:{} (domain fronting is refused)",
+            tunnel.host.to_authority_host(),
+            tunnel.port
+        )
+    };
+    let matches = |text: &str| {
+        parse_authority(text, Some(tunnel.port))
+            .is_ok_and(|(host, port)| host == tunnel.host && port == tunnel.port)
+    };
+
+    if !matches!(request.uri().scheme_str(), None | Some("https")) {
+        return Err("requests inside a TLS tunnel must use https".to_owned());
+    }
+    let hosts: Vec<&HeaderValue> = request.headers().get_all(HOST).iter().collect();
+    if hosts.len() > 1 {
+        return Err("the request has more than one Host header".to_owned());
+    }
+    let authority = request.uri().authority().map(|a| a.as_str());
+    if authority.is_none() && hosts.is_empty() {
+        return Err("the request has no Host header or :authority".to_owned());
+    }
+    if let Some(authority) = authority
+        && !matches(authority)
+    {
+        return Err(mismatch());
+    }
+    if let Some(value) = hosts.first()
+        && !value.to_str().is_ok_and(matches)
+    {
+        return Err(mismatch());
+    }
+    Ok(())
+}
