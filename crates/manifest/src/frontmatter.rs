@@ -63,7 +63,9 @@ pub fn split(text: &str) -> Result<FrontMatter<'_>, FrontMatterError> {
         }
         offset += line.len();
         if offset - yaml_start > MAX_FRONT_MATTER_BYTES {
-            return Err(FrontMatterError::TooLarge { max: MAX_FRONT_MATTER_BYTES });
+            return Err(FrontMatterError::TooLarge {
+                max: MAX_FRONT_MATTER_BYTES,
+            });
         }
     }
     Err(FrontMatterError::Unclosed)
@@ -112,8 +114,14 @@ mod tests {
     #[test]
     fn split_rejects_missing_opening() {
         assert_eq!(split(""), Err(FrontMatterError::MissingOpening));
-        assert_eq!(split("# title\n---\n"), Err(FrontMatterError::MissingOpening));
-        assert_eq!(split("--- \na: 1\n---\n"), Err(FrontMatterError::MissingOpening));
+        assert_eq!(
+            split("# title\n---\n"),
+            Err(FrontMatterError::MissingOpening)
+        );
+        assert_eq!(
+            split("--- \na: 1\n---\n"),
+            Err(FrontMatterError::MissingOpening)
+        );
         assert_eq!(split(" ---\n---\n"), Err(FrontMatterError::MissingOpening));
     }
 
@@ -131,9 +139,17 @@ mod tests {
             text.push_str(line);
         }
         text.push_str("---\n");
-        assert_eq!(split(&text), Err(FrontMatterError::TooLarge { max: MAX_FRONT_MATTER_BYTES }));
         assert_eq!(
-            FrontMatterError::TooLarge { max: MAX_FRONT_MATTER_BYTES }.to_string(),
+            split(&text),
+            Err(FrontMatterError::TooLarge {
+                max: MAX_FRONT_MATTER_BYTES
+            })
+        );
+        assert_eq!(
+            FrontMatterError::TooLarge {
+                max: MAX_FRONT_MATTER_BYTES
+            }
+            .to_string(),
             "the front matter is larger than 65536 bytes; bottle and agent files are small"
         );
     }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
-use serde_saphyr::budget::{Budget, BudgetBreach};
+use serde_saphyr::budget::BudgetBreach;
 
 use crate::frontmatter::MAX_FRONT_MATTER_BYTES;
 
@@ -85,7 +85,10 @@ pub(crate) fn parse(yaml: &str) -> Result<Node, YamlError> {
         serde_saphyr::from_str_with_options(yaml, options);
     match parsed {
         Ok(Some(spanned)) => Ok(spanned_node(spanned)),
-        Ok(None) => Ok(Node { value: Value::Map(Vec::new()), line: 1 }),
+        Ok(None) => Ok(Node {
+            value: Value::Map(Vec::new()),
+            line: 1,
+        }),
         Err(error) => Err(describe(&error)),
     }
 }
@@ -94,12 +97,19 @@ pub(crate) fn parse(yaml: &str) -> Result<Node, YamlError> {
 fn describe(error: &serde_saphyr::Error) -> YamlError {
     use serde_saphyr::Error as E;
 
-    let line = error.location().map(|location| location.line()).filter(|line| *line > 0);
+    let line = error
+        .location()
+        .map(|location| location.line())
+        .filter(|line| *line > 0);
     let message = match error.without_snippet() {
-        E::Budget { breach: BudgetBreach::Aliases { .. }, .. } => {
-            "YAML aliases (`*name`) are not allowed; write the value out".to_string()
-        }
-        E::Budget { breach: BudgetBreach::Depth { .. }, .. } => {
+        E::Budget {
+            breach: BudgetBreach::Aliases { .. },
+            ..
+        } => "YAML aliases (`*name`) are not allowed; write the value out".to_string(),
+        E::Budget {
+            breach: BudgetBreach::Depth { .. },
+            ..
+        } => {
             format!("the YAML is nested more than {MAX_DEPTH} levels deep")
         }
         E::Budget { breach, .. } => format!("the YAML exceeds a size limit ({breach:?})"),
@@ -113,7 +123,14 @@ fn describe(error: &serde_saphyr::Error) -> YamlError {
         E::DuplicateMappingKey { key: None, .. } => "duplicate key".to_string(),
         E::MultipleDocuments { .. } => "the front matter holds more than one YAML document".into(),
         E::Message { msg, .. } => msg.clone(),
-        other => format!("invalid YAML: {}", strip_location(&other.to_string())),
+        other => {
+            let text = other.to_string();
+            if text.contains("recursion limit exceeded") {
+                format!("the YAML is nested more than {MAX_DEPTH} levels deep")
+            } else {
+                format!("invalid YAML: {}", strip_location(&text))
+            }
+        }
     };
     YamlError { line, message }
 }
@@ -128,7 +145,10 @@ fn strip_location(message: &str) -> &str {
 }
 
 fn spanned_node(spanned: Spanned<Tree>) -> Node {
-    Node { value: spanned.value.0, line: spanned.referenced.line() }
+    Node {
+        value: spanned.value.0,
+        line: spanned.referenced.line(),
+    }
 }
 
 /// The deserialization target: a value whose children carry their spans.
@@ -243,7 +263,10 @@ mod tests {
     fn parse_scalars_with_lines() {
         let node = parse("a: 1\nb: \"2\"\nc: true\nd: x\ne:\nf: 1.5\n").unwrap();
         let entries = map(&node);
-        let values: Vec<_> = entries.iter().map(|(k, v)| (k.name.as_str(), &v.value)).collect();
+        let values: Vec<_> = entries
+            .iter()
+            .map(|(k, v)| (k.name.as_str(), &v.value))
+            .collect();
         assert_eq!(
             values,
             vec![
@@ -262,7 +285,9 @@ mod tests {
     #[test]
     fn parse_nested_lines() {
         let node = parse("a:\n  - x\n  - y: 1\n").unwrap();
-        let Value::Seq(items) = &map(&node)[0].1.value else { panic!("not a list") };
+        let Value::Seq(items) = &map(&node)[0].1.value else {
+            panic!("not a list")
+        };
         assert_eq!(items[0].line, 2);
         assert_eq!(items[1].line, 3);
     }
@@ -270,7 +295,10 @@ mod tests {
     #[test]
     fn parse_empty_is_empty_map() {
         assert_eq!(parse("").unwrap().value, Value::Map(Vec::new()));
-        assert_eq!(parse("# only a comment\n").unwrap().value, Value::Map(Vec::new()));
+        assert_eq!(
+            parse("# only a comment\n").unwrap().value,
+            Value::Map(Vec::new())
+        );
     }
 
     #[test]
@@ -284,7 +312,10 @@ mod tests {
     #[test]
     fn parse_rejects_aliases() {
         let error = parse("a: &x 1\nb: *x\n").unwrap_err();
-        assert_eq!(error.message, "YAML aliases (`*name`) are not allowed; write the value out");
+        assert_eq!(
+            error.message,
+            "YAML aliases (`*name`) are not allowed; write the value out"
+        );
         assert_eq!(error.line, Some(2));
     }
 
@@ -300,7 +331,10 @@ mod tests {
     #[test]
     fn parse_rejects_unknown_tags() {
         let error = parse("a: !evil 1\n").unwrap_err();
-        assert_eq!(error.message, "the YAML tag `!evil` is not allowed; remove it");
+        assert_eq!(
+            error.message,
+            "the YAML tag `!evil` is not allowed; remove it"
+        );
     }
 
     #[test]
@@ -314,7 +348,10 @@ mod tests {
     fn parse_rejects_deep_nesting() {
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         let error = parse(&deep).unwrap_err();
-        assert_eq!(error.message, format!("the YAML is nested more than {MAX_DEPTH} levels deep"));
+        assert_eq!(
+            error.message,
+            format!("the YAML is nested more than {MAX_DEPTH} levels deep")
+        );
     }
 
     #[test]
