@@ -1,0 +1,361 @@
+//! Printing a resolved plan, for `bottle info` and `bottle run --dry-run`.
+
+use std::fmt::Write;
+use std::path::Path;
+
+use bottle_manifest::{
+    AgentCommand, EnvValue, OnMatch, PathMatchKind, Plan, RepoKey, Route, Sourced, Sources,
+};
+use serde::Serialize;
+
+use crate::cli::RunArgs;
+use crate::exit::Exit;
+
+/// `bottle run --dry-run`: prints the plan a launch would use. Invalid files exit with
+/// the launcher-failure code, as a real launch would.
+pub fn dry_run(args: &RunArgs) -> Exit {
+    let plan = if args.agent.is_none() && args.bottles.is_empty() {
+        Plan::default_bottle()
+    } else {
+        match resolve(args.agent.as_deref(), &args.bottles) {
+            Ok(plan) => plan,
+            Err(message) => {
+                eprintln!("{message}");
+                return Exit::Launcher;
+            }
+        }
+    };
+
+    let command_line = (!args.command.is_empty()).then_some(args.command.as_slice());
+    if args.json {
+        let output = DryRun {
+            plan: &plan,
+            command_line,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&output).expect("a plan serializes to JSON")
+        );
+    } else {
+        print!("{}", render(&plan));
+        if let Some(command) = command_line {
+            println!("command line: {}", command.join(" "));
+        }
+    }
+    Exit::Success
+}
+
+/// The JSON of a dry run: the plan, and the command given after `--` if any.
+#[derive(Serialize)]
+struct DryRun<'a> {
+    #[serde(flatten)]
+    plan: &'a Plan,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    command_line: Option<&'a [String]>,
+}
+
+/// Resolves a plan from the current directory's config and repository, returning the
+/// error as the text to print.
+pub fn resolve(agent: Option<&str>, bottles: &[String]) -> Result<Plan, String> {
+    let cwd = std::env::current_dir()
+        .map_err(|error| format!("bottle: cannot read the current directory: {error}"))?;
+    let sources = Sources::discover(&cwd).map_err(|error| format!("bottle: {error}"))?;
+    bottle_manifest::resolve(&sources, agent, bottles).map_err(|error| error.to_string())
+}
+
+/// Renders a plan as text, each value followed by the file that set it.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    render_header(&mut out, plan);
+    render_provider(&mut out, plan);
+    render_env(&mut out, plan);
+    render_git(&mut out, plan);
+    render_routes(&mut out, plan);
+    render_agent_settings(&mut out, plan);
+    out
+}
+
+fn render_header(out: &mut String, plan: &Plan) {
+    match &plan.agent {
+        Some(agent) => {
+            let origin = if agent.from_repository {
+                ", from the repository"
+            } else {
+                ""
+            };
+            line(
+                out,
+                "agent",
+                &agent.name,
+                &format!("{}{origin}", agent.file.display()),
+            );
+            if let Some(shadowed) = &agent.shadowed {
+                line(
+                    out,
+                    "shadows",
+                    &shadowed.display().to_string(),
+                    "the repository's agent",
+                );
+            }
+        }
+        None => line(out, "agent", "(none)", ""),
+    }
+    if plan.bottles.is_empty() {
+        let note = if plan.agent.is_none() {
+            "the default bottle"
+        } else {
+            ""
+        };
+        line(out, "bottles", "(none)", note);
+    }
+    for (index, bottle) in plan.bottles.iter().enumerate() {
+        let label = if index == 0 { "bottles" } else { "" };
+        line(out, label, &bottle.name, &bottle.file.display().to_string());
+    }
+}
+
+fn render_provider(out: &mut String, plan: &Plan) {
+    let Some(provider) = &plan.provider else {
+        line(out, "provider", "(none)", "");
+        return;
+    };
+    sourced(
+        out,
+        "provider",
+        &provider.template.value,
+        &provider.template,
+    );
+    if let Some(token) = &provider.auth_token {
+        sourced(
+            out,
+            "  auth_token",
+            &format!("host variable {}", token.value),
+            token,
+        );
+    }
+    let forward = &provider.forward_host_credentials;
+    sourced(
+        out,
+        "  forward_host_credentials",
+        &forward.value.to_string(),
+        forward,
+    );
+    if let Some(dockerfile) = &plan.dockerfile {
+        sourced(
+            out,
+            "dockerfile",
+            &dockerfile.value.display().to_string(),
+            dockerfile,
+        );
+    }
+}
+
+fn render_env(out: &mut String, plan: &Plan) {
+    if plan.env.is_empty() {
+        line(out, "env", "(none)", "");
+    }
+    for (index, var) in plan.env.iter().enumerate() {
+        let label = if index == 0 { "env" } else { "" };
+        let value = match &var.value {
+            EnvValue::Literal { value } => format!("{}={value:?}", var.name),
+            EnvValue::Host { variable } => {
+                format!("{} copied from host variable {variable}", var.name)
+            }
+            EnvValue::Prompt {
+                message: Some(message),
+            } => {
+                format!("{} prompted at launch: {message:?}", var.name)
+            }
+            EnvValue::Prompt { message: None } => format!("{} prompted at launch", var.name),
+        };
+        line(out, label, &value, &source_text(var.source.as_deref()));
+    }
+}
+
+fn render_git(out: &mut String, plan: &Plan) {
+    match &plan.git_user.name {
+        Some(name) => sourced(out, "git user.name", &name.value, name),
+        None => line(out, "git user.name", "(unset)", ""),
+    }
+    match &plan.git_user.email {
+        Some(email) => sourced(out, "git user.email", &email.value, email),
+        None => line(out, "git user.email", "(unset)", ""),
+    }
+    if plan.repos.is_empty() {
+        line(out, "repos", "(none)", "");
+    }
+    for (index, repo) in plan.repos.iter().enumerate() {
+        let label = if index == 0 { "repos" } else { "" };
+        let value = format!("{} {}", repo.name, repo.value.url);
+        line(out, label, &value, &source_text(repo.source.as_deref()));
+        let key_types: Vec<&str> = repo
+            .value
+            .host_keys
+            .iter()
+            .map(|key| key.key_type.as_str())
+            .collect();
+        detail(out, &format!("host keys: {}", key_types.join(", ")));
+        match &repo.value.key {
+            RepoKey::Identity(path) => detail(out, &format!("identity: {}", path.display())),
+            RepoKey::ProvisionedKey(key) => detail(
+                out,
+                &format!(
+                    "provisioned key: {:?} at {}, forge token from host variable {}{}",
+                    key.provider,
+                    key.api_url,
+                    key.token_env,
+                    if key.read_only { ", read-only" } else { "" }
+                ),
+            ),
+        }
+        let push = &repo.value.push;
+        detail(
+            out,
+            &format!(
+                "push: branches {}; force {}; delete {}; tags {}",
+                push.branches.join(", "),
+                push.force,
+                push.delete,
+                push.tags
+            ),
+        );
+    }
+}
+
+fn render_routes(out: &mut String, plan: &Plan) {
+    if plan.routes.is_empty() {
+        line(out, "routes", "(none: every destination is refused)", "");
+    }
+    for (index, route) in plan.routes.iter().enumerate() {
+        let label = if index == 0 { "routes" } else { "" };
+        let value = format!("{}:{}", route.value.host, route.value.port);
+        line(out, label, &value, &source_text(route.source.as_deref()));
+        render_route_details(out, &route.value);
+    }
+    sourced(
+        out,
+        "egress log",
+        &plan.egress_log.value.to_string(),
+        &plan.egress_log,
+    );
+}
+
+fn render_route_details(out: &mut String, route: &Route) {
+    if let Some(auth) = &route.auth {
+        let scheme = if auth.scheme.is_empty() {
+            "no scheme"
+        } else {
+            auth.scheme.as_str()
+        };
+        detail(
+            out,
+            &format!("auth: {} in {} ({scheme})", auth.token_ref, auth.header),
+        );
+    }
+    for entry in &route.matches {
+        let mut parts = Vec::new();
+        if !entry.paths.is_empty() {
+            let paths: Vec<String> = entry
+                .paths
+                .iter()
+                .map(|path| {
+                    let kind = match path.kind {
+                        PathMatchKind::Exact => "exact",
+                        PathMatchKind::Prefix => "prefix",
+                        PathMatchKind::Regex => "regex",
+                    };
+                    format!("{kind} {}", path.value)
+                })
+                .collect();
+            parts.push(format!("paths {}", paths.join(", ")));
+        }
+        if !entry.methods.is_empty() {
+            parts.push(format!("methods {}", entry.methods.join(", ")));
+        }
+        if !entry.headers.is_empty() {
+            let names: Vec<&str> = entry
+                .headers
+                .iter()
+                .map(|header| header.name.as_str())
+                .collect();
+            parts.push(format!("headers {}", names.join(", ")));
+        }
+        detail(out, &format!("match: {}", parts.join("; ")));
+    }
+    if route.passthrough {
+        detail(
+            out,
+            "passthrough: TLS is tunnelled unread (no path rules, no DLP, no injection)",
+        );
+        return;
+    }
+    let on_match = match route.dlp.outbound_on_match {
+        OnMatch::Supervise => "supervise",
+        OnMatch::Redact => "redact",
+        OnMatch::Block => "block",
+    };
+    detail(
+        out,
+        &format!(
+            "dlp: {} outbound and {} inbound detectors, on match {on_match}",
+            route.dlp.outbound_detectors.len(),
+            route.dlp.inbound_detectors.len()
+        ),
+    );
+    if route.websocket {
+        detail(out, "websocket: allowed");
+    }
+    if let Some(connect) = &route.connect {
+        detail(out, &format!("connect: {}:{}", connect.host, connect.port));
+    }
+    if let Some(ca) = &route.upstream_ca {
+        detail(out, &format!("upstream_ca: {}", ca.display()));
+    }
+}
+
+fn render_agent_settings(out: &mut String, plan: &Plan) {
+    match &plan.command {
+        Some(command) => {
+            let text = match &command.value {
+                AgentCommand::Line(line) => line.clone(),
+                AgentCommand::Argv(argv) => argv.join(" "),
+            };
+            sourced(out, "command", &text, command);
+        }
+        None if plan.provider.is_some() => line(out, "command", "(the provider's CLI)", ""),
+        None => line(out, "command", "(an interactive shell)", ""),
+    }
+    if let Some(skills) = &plan.skills {
+        sourced(out, "skills", &skills.value.join(", "), skills);
+    }
+    if let Some(prompt) = &plan.system_prompt {
+        let source = source_text(prompt.source.as_deref());
+        let _ = writeln!(out, "system prompt ({source}):");
+        for text in prompt.value.lines() {
+            let _ = writeln!(out, "    {text}");
+        }
+    }
+}
+
+fn sourced<T>(out: &mut String, label: &str, value: &str, sourced: &Sourced<T>) {
+    line(out, label, value, &source_text(sourced.source.as_deref()));
+}
+
+fn source_text(source: Option<&Path>) -> String {
+    match source {
+        Some(path) => path.display().to_string(),
+        None => "default".to_string(),
+    }
+}
+
+fn line(out: &mut String, label: &str, value: &str, source: &str) {
+    let _ = if source.is_empty() {
+        writeln!(out, "{label:<16} {value}")
+    } else {
+        writeln!(out, "{label:<16} {value}  [{source}]")
+    };
+}
+
+fn detail(out: &mut String, text: &str) {
+    let _ = writeln!(out, "{:<16}   {text}", "");
+}
