@@ -377,14 +377,24 @@ async fn plain_http_only_on_port_80_route() {
     ];
     let proxy = fixture.start_proxy(routes).await;
 
-    for uri in [
-        "http://api.allowed.example/x",
-        "http://api.allowed.example:443/x",
-    ] {
+    let cases = [
+        ("http://api.allowed.example/x", API, "denied by default"),
+        (
+            "http://api.allowed.example:443/x",
+            API_AUTHORITY,
+            "plain HTTP is allowed only",
+        ),
+    ];
+    for (uri, host, reason) in cases {
         let tcp = TcpStream::connect(proxy).await.expect("connect");
-        let reply = send_http1(tcp, get(uri, API)).await.expect("reply");
+        let reply = send_http1(tcp, get(uri, host)).await.expect("reply");
         assert_eq!(reply.status, 403, "{uri}");
-        assert!(reply.body_text().starts_with("bottle: "));
+        assert!(reply.body_text().starts_with("bottle: "), "{uri}");
+        assert!(
+            reply.body_text().contains(reason),
+            "{uri}: {}",
+            reply.body_text()
+        );
     }
     assert!(fixture.requests().is_empty());
 
