@@ -19,7 +19,8 @@ const AGENT_KEYS: &[&str] = &["bottle", "command", "skills", "git-gate"];
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AgentCommand {
-    /// A command line, as written (for a shell to run).
+    /// A command line, as written.
+    // TODO(launch): decide whether the launcher runs this with `sh -c` or splits it.
     Line(String),
     /// A program and its arguments.
     Argv(Vec<String>),

@@ -7,7 +7,7 @@ use crate::route::{check_variable_name, is_variable_name};
 use crate::sourced::Sourced;
 use crate::yaml::{Node, Value};
 
-/// Where the value of an agent environment variable comes from. The plan never holds
+/// The source of an agent environment variable's value. The plan never contains
 /// a copied or prompted value, only where it will come from at launch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -52,7 +52,7 @@ pub struct Repo {
     pub host_keys: Vec<HostKey>,
     /// The deploy key the gate pushes with.
     pub key: RepoKey,
-    /// What pushes the gate forwards.
+    /// The push policy of this repository.
     pub push: PushPolicy,
 }
 
@@ -141,7 +141,7 @@ pub enum Forge {
     Gitlab,
 }
 
-/// What pushes the gate forwards upstream.
+/// The push policy: which pushes the gate forwards upstream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PushPolicy {
     /// Branch name globs that may be pushed; `["*"]` by default.

@@ -1,10 +1,10 @@
 //! Bottle and agent files: parsing, the schema, `extends`, the trust boundary, and the
 //! resolved [`Plan`].
 //!
-//! A file is Markdown with YAML front matter. Bottles (credentials, egress routes, git
-//! remotes) are read only from `<config>/bottles/`; agents from `<config>/agents/` and
-//! from the current repository's `.bot-bottle/agents/`, so nothing a repository ships
-//! can change policy. Every key is checked: unknown keys, wrong types and invalid
+//! A file is Markdown with YAML front matter. Bottles carry credentials, egress routes
+//! and git remotes, so they are read only from `<config>/bottles/`. Agents are read from
+//! `<config>/agents/` and from the current repository's `.bot-bottle/agents/`, and they
+//! can set no policy key, so nothing a repository ships can change policy. Every key is checked: unknown keys, wrong types and invalid
 //! values are errors that name the file, line and key path.
 //!
 //! ```no_run

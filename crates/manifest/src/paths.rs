@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 /// Resolves a path written in `file`: `~/` is the home directory, and a relative path
 /// is relative to the directory that holds `file`.
+// TODO(ux): check that the path exists, so `bottle check` reports a missing file
+// before a launch does.
 pub(crate) fn resolve_path(file: &Path, text: &str) -> Result<PathBuf, String> {
     if text.is_empty() {
         return Err("the path is empty".into());

@@ -25,15 +25,16 @@ pub struct Route {
     /// Request filters; a request must satisfy at least one. Empty allows every
     /// path and method.
     pub matches: Vec<RouteMatch>,
-    /// What is scanned on this route and what a finding does.
+    /// The scanners run on this route and the action on a finding.
     pub dlp: Dlp,
     /// Whether WebSocket upgrades are allowed.
     pub websocket: bool,
     /// Whether TLS is tunnelled without being terminated (no path rules, no DLP, no
     /// injection).
     pub passthrough: bool,
-    /// Where to connect instead of resolving `host`; `host` still drives SNI, Host
-    /// and certificate checks. Naming a loopback or private address here allows it.
+    /// The address to connect to instead of resolving `host`. The `host` still
+    /// drives SNI, Host and certificate checks. Naming a loopback or private address
+    /// here allows it.
     pub connect: Option<ConnectTarget>,
     /// A PEM file of extra CA certificates trusted for this route's upstream only,
     /// resolved against the directory of the file that set it.
@@ -66,14 +67,14 @@ pub struct RouteMatch {
 /// A path filter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PathMatch {
-    /// How `value` is compared with the canonical request path.
+    /// The comparison of `value` with the canonical request path.
     #[serde(rename = "type")]
     pub kind: PathMatchKind,
     /// The path, prefix, or regular expression (Rust `regex` syntax).
     pub value: String,
 }
 
-/// How a [`PathMatch`] compares.
+/// The comparison a [`PathMatch`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathMatchKind {
@@ -86,8 +87,8 @@ pub enum PathMatchKind {
 }
 
 impl PathMatch {
-    /// Compiles a regex path filter anchored to the whole path. Loading has already
-    /// compiled it once, so this fails only if called on a hand-built value.
+    /// Compiles a regex path filter anchored to the whole path. Loading compiles
+    /// every regex once, so only a hand-built value can fail here.
     pub fn anchored_regex(&self) -> Result<regex::Regex, regex::Error> {
         compile_anchored(&self.value)
     }
@@ -126,7 +127,7 @@ pub struct Dlp {
     pub outbound_detectors: Vec<OutboundDetector>,
     /// Scanners run on responses; all by default, empty when `false`.
     pub inbound_detectors: Vec<InboundDetector>,
-    /// What an outbound finding does.
+    /// The action on an outbound finding.
     pub outbound_on_match: OnMatch,
 }
 
@@ -176,7 +177,7 @@ impl InboundDetector {
     const NAMES: [&str; 1] = ["prompt_injection"];
 }
 
-/// What an outbound DLP finding does.
+/// The action on an outbound DLP finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnMatch {
@@ -188,7 +189,7 @@ pub enum OnMatch {
     Block,
 }
 
-/// Where a route connects instead of resolving its host.
+/// The address a route connects to instead of resolving its host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConnectTarget {
     /// A normalized host name or IP literal (IPv6 in brackets).
