@@ -95,14 +95,10 @@ impl AuditLog {
     }
 
     /// Appends one record as one line.
-    pub fn write(&self, record: &AuditRecord) {
+    pub fn write(&self, record: &AuditRecord) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(record).expect("audit records always serialize");
         line.push(b'\n');
         let mut file = self.file.lock().expect("audit log lock is never poisoned");
-        if let Err(err) = file.write_all(&line) {
-            // TODO(audit): a failing audit log should stop the proxy (fail closed); for now
-            // the failure is only reported.
-            tracing::error!(error = %err, "writing the egress audit log failed");
-        }
+        file.write_all(&line)
     }
 }

@@ -15,6 +15,7 @@ mod ca;
 mod config;
 mod error;
 mod headers;
+mod limit;
 mod response;
 mod server;
 mod upstream;

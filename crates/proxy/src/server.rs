@@ -3,6 +3,8 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use bottle_policy::{
     CompiledRoute, Decision, Host, Policy, RequestInfo, canonicalize_path, parse_authority,
@@ -12,7 +14,7 @@ use http::header::{HOST, HeaderName, HeaderValue, UPGRADE};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls::server::Acceptor;
 use tokio::net::{TcpListener, TcpStream};
@@ -21,12 +23,20 @@ use tokio_rustls::LazyConfigAcceptor;
 use crate::audit::{AuditLog, AuditRecord, Verdict};
 use crate::body::AuditedBody;
 use crate::headers::{inject_token, strip_hop_by_hop, token_value};
+use crate::limit::LogLimiter;
 use crate::response::{ProxyBody, deny, full, own_response};
 use crate::upstream::{self, UpstreamError, UpstreamSender};
 use crate::{CertificateAuthority, ProxyError, SidecarConfig};
 
 /// Rule id of refusals that come from protocol checks rather than from a route.
 const PROTOCOL_RULE: &str = "protocol";
+
+/// Rule id of refusals caused by a failed audit log.
+const AUDIT_RULE: &str = "audit";
+
+/// Time a client has to send a complete request head, or a TLS ClientHello after
+/// CONNECT, before the connection is closed.
+const CLIENT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The shared state of one sidecar proxy.
 pub(crate) struct Proxy {
@@ -38,7 +48,10 @@ pub(crate) struct Proxy {
     /// Upstream TLS configuration, by route index.
     upstream_tls: Vec<Arc<ClientConfig>>,
     audit: AuditLog,
+    /// Set once an audit write fails; from then on every request is refused.
+    audit_failed: AtomicBool,
     log_level: u8,
+    log_limiter: LogLimiter,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -106,7 +119,9 @@ impl Proxy {
             tokens,
             upstream_tls,
             audit,
+            audit_failed: AtomicBool::new(false),
             log_level: config.log_level,
+            log_limiter: LogLimiter::new(),
         })
     }
 
@@ -144,6 +159,8 @@ impl Proxy {
             async move { Ok::<_, Infallible>(proxy.handle_outer(request).await) }
         });
         let result = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(CLIENT_HEAD_TIMEOUT)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades()
             .await;
@@ -160,6 +177,9 @@ impl Proxy {
             port: None,
             path: None,
         };
+        if let Some(response) = self.audit_unavailable() {
+            return response;
+        }
         if request.method() == Method::CONNECT {
             return self.handle_connect(request, seen);
         }
@@ -236,9 +256,14 @@ impl Proxy {
             port: Some(tunnel.port),
             path: None,
         };
-        let start = match LazyConfigAcceptor::new(Acceptor::default(), io).await {
-            Ok(start) => start,
-            Err(_) => {
+        let accepted = tokio::time::timeout(
+            CLIENT_HEAD_TIMEOUT,
+            LazyConfigAcceptor::new(Acceptor::default(), io),
+        )
+        .await;
+        let start = match accepted {
+            Ok(Ok(start)) => start,
+            Ok(Err(_)) | Err(_) => {
                 let reason =
                     "no TLS ClientHello after CONNECT; the proxy never relays unparsed bytes";
                 self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), 0, 0);
@@ -284,7 +309,12 @@ impl Proxy {
             let tunnel = tunnel.clone();
             async move { Ok::<_, Infallible>(proxy.handle_inner(request, &tunnel).await) }
         });
-        let result = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(CLIENT_HEAD_TIMEOUT);
+        let result = builder
             .serve_connection_with_upgrades(TokioIo::new(tls), service)
             .await;
         if let Err(err) = result {
@@ -304,6 +334,9 @@ impl Proxy {
             port: Some(tunnel.port),
             path: None,
         };
+        if let Some(response) = self.audit_unavailable() {
+            return response;
+        }
         if let Err(reason) = check_inner_authority(&request, tunnel) {
             return self.refuse(&seen, PROTOCOL_RULE, &reason);
         }
@@ -510,6 +543,19 @@ impl Proxy {
         Response::from_parts(parts, http_body_util::BodyExt::boxed(body))
     }
 
+    /// Returns a 503 once the audit log has failed: traffic that cannot be recorded is
+    /// not forwarded.
+    fn audit_unavailable(&self) -> Option<Response<ProxyBody>> {
+        self.audit_failed.load(Ordering::SeqCst).then(|| {
+            own_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "error",
+                AUDIT_RULE,
+                "the audit log cannot be written, so the proxy refuses all traffic",
+            )
+        })
+    }
+
     fn refuse(&self, seen: &Seen, rule: &str, reason: &str) -> Response<ProxyBody> {
         let response = deny(rule, reason);
         let bytes = body_len(reason);
@@ -572,24 +618,33 @@ impl Proxy {
 
     /// Appends the record to the audit log and prints it as the log level asks.
     pub(crate) fn write_audit(&self, record: &AuditRecord) {
-        self.audit.write(record);
-        // TODO(logging): the agent can trigger these lines at will; rate-limit them.
+        if let Err(err) = self.audit.write(record)
+            && !self.audit_failed.swap(true, Ordering::SeqCst)
+        {
+            tracing::error!(error = %err, "writing the egress audit log failed; refusing all traffic");
+        }
+        let print = match record.decision {
+            Verdict::Deny | Verdict::Error => self.log_level >= 1,
+            Verdict::Allow => self.log_level >= 2,
+        };
+        if !print || !self.log_limiter.allow() {
+            return;
+        }
         let host = record.host.as_deref().unwrap_or("-");
         let path = record.path.as_deref().unwrap_or("");
         match record.decision {
-            Verdict::Deny | Verdict::Error if self.log_level >= 1 => tracing::warn!(
+            Verdict::Deny | Verdict::Error => tracing::warn!(
                 rule = %record.rule,
                 reason = record.reason.as_deref().unwrap_or(""),
                 "egress {} {host}{path} blocked",
                 record.method
             ),
-            Verdict::Allow if self.log_level >= 2 => tracing::info!(
+            Verdict::Allow => tracing::info!(
                 rule = %record.rule,
                 status = record.status,
                 "egress {} {host}{path} allowed",
                 record.method
             ),
-            _ => {}
         }
     }
 }

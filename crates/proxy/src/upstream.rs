@@ -17,6 +17,9 @@ use tokio_rustls::TlsConnector;
 
 use crate::ProxyError;
 
+/// Time allowed for one TCP connect to an upstream address.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Why an upstream could not be reached. Messages name addresses, never request data.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -168,18 +171,19 @@ pub async fn dial(
 
     let mut last_error = None;
     for address in &addresses {
-        match TcpStream::connect(address).await {
-            Ok(stream) => {
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(address)).await;
+        let source = match connected {
+            Ok(Ok(stream)) => {
                 let _ = stream.set_nodelay(true);
                 return Ok(stream);
             }
-            Err(source) => {
-                last_error = Some(UpstreamError::Connect {
-                    address: address.to_string(),
-                    source,
-                });
-            }
-        }
+            Ok(Err(source)) => source,
+            Err(_) => std::io::Error::from(std::io::ErrorKind::TimedOut),
+        };
+        last_error = Some(UpstreamError::Connect {
+            address: address.to_string(),
+            source,
+        });
     }
     Err(last_error.unwrap_or_else(|| UpstreamError::NoAddress {
         host: host.to_string(),

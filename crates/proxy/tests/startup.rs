@@ -109,3 +109,28 @@ fn run_sidecar_serves_inherited_listener() {
     assert_eq!(status, 200);
     assert_eq!(server.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn failed_audit_log_refuses_traffic() {
+    let fixture = Fixture::new().await;
+    let mut config = fixture.config(vec![fixture.route("api.allowed.example")]);
+    // Every write to /dev/full fails with "no space left on device".
+    config.audit_log = "/dev/full".into();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy = listener.local_addr().expect("address");
+    tokio::spawn(bottle_proxy::serve(config, listener));
+
+    // The first decision is answered, and its audit write fails.
+    let (reply, _) = connect_tunnel(proxy, "evil.example:443")
+        .await
+        .expect("CONNECT");
+    assert_eq!(reply.status, 403);
+
+    let (reply, _) = connect_tunnel(proxy, "api.allowed.example:443")
+        .await
+        .expect("CONNECT");
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.header("x-bottle-decision"), Some("error; rule=audit"));
+}
