@@ -1,6 +1,8 @@
 //! `bottle check`, `bottle info` and `bottle run --dry-run`, run as the built binary on
 //! temporary config directories and git repositories.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap in a test is the failure report
+
 use std::path::{Path, PathBuf};
 use std::process::Command as StdCommand;
 
