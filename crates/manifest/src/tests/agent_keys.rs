@@ -121,3 +121,13 @@ fn agent_bottle_errors() {
         ]
     );
 }
+
+#[test]
+fn agent_git_user_email() {
+    let parsed = agent("git-gate:\n  user: {email: r@example.org}\n", "");
+    assert_eq!(parsed.git_user.email.unwrap().value, "r@example.org");
+    assert_eq!(
+        agent_errors("git-gate:\n  user: {email: \"\"}\n"),
+        ["a.md:3: git-gate.user.email: the value is empty"]
+    );
+}

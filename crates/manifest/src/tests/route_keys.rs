@@ -367,3 +367,40 @@ fn duplicate_routes_in_one_file() {
         bottle("egress:\n  routes:\n    - host: a.example\n    - {host: a.example, port: 80}\n");
     assert_eq!(parsed.routes.len(), 2);
 }
+
+#[test]
+fn boolean_and_path_keys() {
+    assert_eq!(
+        route_errors("{host: a.example, websocket: \"true\"}"),
+        ["b.md:4: egress.routes[0].websocket: expected true or false, found the string \"true\""]
+    );
+    let parsed = crate::file::parse_bottle(
+        std::path::Path::new("/config/bottles/b.md"),
+        "---\negress:\n  routes:\n    - {host: a.example, upstream_ca: certs/ca.pem}\n---\n",
+    )
+    .unwrap();
+    assert_eq!(
+        parsed.routes[0].value.upstream_ca,
+        Some(PathBuf::from("/config/bottles/certs/ca.pem"))
+    );
+}
+
+#[test]
+fn header_match_errors() {
+    assert_eq!(
+        route_errors("{host: a.example, matches: [{headers: [{name: \"x y\", value: v}]}]}"),
+        ["b.md:4: egress.routes[0].matches[0].headers[0].name: invalid header name \"x y\""]
+    );
+}
+
+#[test]
+fn routes_must_be_a_list_of_maps() {
+    assert_eq!(
+        bottle_errors("egress:\n  routes: {host: a.example}\n"),
+        ["b.md:3: egress.routes: expected a list, found a map"]
+    );
+    assert_eq!(
+        bottle_errors("egress:\n  routes: [a.example]\n"),
+        ["b.md:3: egress.routes[0]: expected a map, found a string"]
+    );
+}
