@@ -1,8 +1,6 @@
 //! Shared set-up of the sandbox tests: a workspace, a spec, and a runner that collects
 //! what a shell script printed inside the bottle.
 
-#![allow(dead_code)]
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -76,17 +74,12 @@ pub fn run_in(workspace: &Path, script: &str) -> (BottleExit, String) {
 
 /// Runs a spec whose command is a script, capturing its output in the workspace.
 pub fn run_spec(mut spec: SandboxSpec) -> (BottleExit, String) {
-    let output = spec.workspace.join(".bottle-test-output");
     let script = spec.command.last().cloned().unwrap_or_default();
-    spec.command = vec![
-        "/bin/sh".into(),
-        "-c".into(),
-        format!("exec >/workspace/.bottle-test-output 2>&1\n{script}"),
-    ];
+    spec.command = capture(&script);
     let mut launched = launch(&spec);
     let exit = launched.wait().expect("wait for the bottle");
-    let text = std::fs::read_to_string(&output).unwrap_or_default();
-    let _ = std::fs::remove_file(&output);
+    let text = captured(&spec.workspace);
+    let _ = std::fs::remove_file(spec.workspace.join(".bottle-test-output"));
     (exit, text)
 }
 
@@ -103,6 +96,47 @@ pub fn probe_on_host(args: &[&str]) -> String {
     );
     String::from_utf8(output.stdout)
         .expect("UTF-8 probe output")
+        .trim()
+        .to_owned()
+}
+
+/// The command that runs `script` with its output captured in the workspace.
+pub fn capture(script: &str) -> Vec<String> {
+    vec![
+        "/bin/sh".into(),
+        "-c".into(),
+        format!("exec >/workspace/.bottle-test-output 2>&1\n{script}"),
+    ]
+}
+
+/// What a command built by [`capture`] printed.
+pub fn captured(workspace: &Path) -> String {
+    std::fs::read_to_string(workspace.join(".bottle-test-output")).unwrap_or_default()
+}
+
+/// Creates a FIFO in the workspace that the agent can write to.
+pub fn fifo(workspace: &Path, name: &str) -> PathBuf {
+    let path = workspace.join(name);
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: the path is a valid C string.
+    let result = unsafe { libc::mkfifo(c_path.as_ptr(), 0o666) };
+    assert_eq!(
+        result,
+        0,
+        "mkfifo {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).expect("chmod fifo");
+    let (uid, gid) = bottle_sandbox::agent_host_ids();
+    std::os::unix::fs::chown(&path, Some(uid), Some(gid)).expect("chown the fifo");
+    path
+}
+
+/// Reads a FIFO until the writer closes it; blocks until the agent has written.
+pub fn read_fifo(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .expect("read the fifo")
         .trim()
         .to_owned()
 }
