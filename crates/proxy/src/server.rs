@@ -47,6 +47,8 @@ pub(crate) struct Proxy {
     tokens: Vec<Option<(HeaderName, HeaderValue)>>,
     /// Upstream TLS configuration, by route index.
     upstream_tls: Vec<Arc<ClientConfig>>,
+    /// The same, offering only HTTP/1.1, for WebSocket handshakes.
+    upstream_tls_http1: Vec<Arc<ClientConfig>>,
     audit: AuditLog,
     /// Set once an audit write fails; from then on every request is refused.
     audit_failed: AtomicBool,
@@ -111,6 +113,15 @@ impl Proxy {
             .map(|route| upstream::route_tls_config(route, &native.certs))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let upstream_tls_http1 = upstream_tls
+            .iter()
+            .map(|config| {
+                let mut config = (**config).clone();
+                config.alpn_protocols = vec![b"http/1.1".to_vec()];
+                Arc::new(config)
+            })
+            .collect();
+
         let audit = AuditLog::open(&config.audit_log)?;
         Ok(Proxy {
             slug: config.slug,
@@ -118,6 +129,7 @@ impl Proxy {
             ca,
             tokens,
             upstream_tls,
+            upstream_tls_http1,
             audit,
             audit_failed: AtomicBool::new(false),
             log_level: config.log_level,
@@ -423,14 +435,16 @@ impl Proxy {
             None => path.clone(),
         });
 
-        if request.headers().contains_key(UPGRADE) || request.method() == Method::CONNECT {
-            // TODO(websocket): WebSocket forwarding is not implemented, so every upgrade is
-            // refused, even on routes with `websocket: true`.
-            return self.refuse(
-                seen,
-                &route.rule_id,
-                "protocol upgrades are not allowed on this route",
-            );
+        let wants_upgrade =
+            request.headers().contains_key(UPGRADE) || request.method() == Method::CONNECT;
+        if wants_upgrade && !(route.route.websocket && is_websocket_handshake(&request)) {
+            // TODO(websocket): WebSocket over HTTP/2 (extended CONNECT) is refused too.
+            let reason = if route.route.websocket {
+                "only HTTP/1.1 WebSocket upgrades are allowed on this route"
+            } else {
+                "protocol upgrades (WebSocket included) are not allowed on this route"
+            };
+            return self.refuse(seen, &route.rule_id, reason);
         }
 
         let headers: Vec<(&str, &[u8])> = request
@@ -463,8 +477,20 @@ impl Proxy {
         seen: &Seen,
     ) -> Response<ProxyBody> {
         let route: &CompiledRoute = &self.policy.routes()[tunnel.route];
+        let mut request = request;
+        let agent_upgrade =
+            is_websocket_handshake(&request).then(|| hyper::upgrade::on(&mut request));
         let (mut parts, body) = request.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        if agent_upgrade.is_some() {
+            parts.headers.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+            parts
+                .headers
+                .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        }
         // Tokens go only over TLS; routes on port 80 cannot have `auth` in the first place.
         if tls && let Some((name, value)) = &self.tokens[tunnel.route] {
             inject_token(&mut parts.headers, name, value.clone());
@@ -481,9 +507,12 @@ impl Proxy {
             format!("{}:{}", tunnel.host.to_authority_host(), tunnel.port)
         };
 
-        let connected = if tls {
+        let connected = if tls && agent_upgrade.is_some() {
+            let config = self.upstream_tls_http1[tunnel.route].clone();
+            upstream::connect_tls(route, config, &tunnel.host, tunnel.port, true).await
+        } else if tls {
             let config = self.upstream_tls[tunnel.route].clone();
-            upstream::connect_tls(route, config, &tunnel.host, tunnel.port).await
+            upstream::connect_tls(route, config, &tunnel.host, tunnel.port, false).await
         } else {
             upstream::connect_plain(route, &tunnel.host, tunnel.port).await
         };
@@ -519,7 +548,7 @@ impl Proxy {
                 sender.send_request(Request::from_parts(parts, body)).await
             }
         };
-        let response = match result {
+        let mut response = match result {
             Ok(response) => response,
             Err(source) => {
                 let err = UpstreamError::Http {
@@ -530,8 +559,33 @@ impl Proxy {
             }
         };
 
+        let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+        match (agent_upgrade, switching) {
+            (Some(agent_upgrade), true) => {
+                let upstream_upgrade = hyper::upgrade::on(&mut response);
+                tokio::spawn(bridge_upgraded(agent_upgrade, upstream_upgrade));
+            }
+            (None, true) => {
+                let err = UpstreamError::UnexpectedUpgrade {
+                    host: tunnel.host.to_string(),
+                };
+                return self.upstream_failed(seen, &route.rule_id, &err);
+            }
+            _ => {}
+        }
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
+        if switching {
+            // A 101 reaches the agent only for an allowed WebSocket handshake, because
+            // every other upgrade request was refused before it was forwarded.
+            parts.headers.insert(
+                http::header::CONNECTION,
+                HeaderValue::from_static("upgrade"),
+            );
+            parts
+                .headers
+                .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        }
         let record = self.audit_record(
             seen,
             Verdict::Allow,
@@ -646,6 +700,33 @@ impl Proxy {
                 record.method
             ),
         }
+    }
+}
+
+/// Returns true for an HTTP/1.1 `GET` with `Upgrade: websocket` (one value).
+fn is_websocket_handshake<B>(request: &Request<B>) -> bool {
+    let upgrades: Vec<&HeaderValue> = request.headers().get_all(UPGRADE).iter().collect();
+    request.method() == Method::GET
+        && request.version() == Version::HTTP_11
+        && matches!(upgrades.as_slice(), [value] if value.as_bytes().eq_ignore_ascii_case(b"websocket"))
+}
+
+/// Relays bytes between the agent's and the upstream's upgraded connections until either
+/// side closes.
+async fn bridge_upgraded(agent: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    // TODO(dlp): WebSocket frames are relayed without inspection; outbound scanning of
+    // frames belongs with the DLP.
+    let (agent, upstream) = match tokio::try_join!(agent, upstream) {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(error = %err, "WebSocket upgrade failed");
+            return;
+        }
+    };
+    let mut agent = TokioIo::new(agent);
+    let mut upstream = TokioIo::new(upstream);
+    if let Err(err) = tokio::io::copy_bidirectional(&mut agent, &mut upstream).await {
+        tracing::debug!(error = %err, "WebSocket relay ended with an error");
     }
 }
 

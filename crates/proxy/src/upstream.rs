@@ -63,6 +63,12 @@ pub enum UpstreamError {
         /// The failure.
         source: std::io::Error,
     },
+    /// The upstream answered 101 to a request that asked for no upgrade.
+    #[error("{host} switched protocols without being asked to")]
+    UnexpectedUpgrade {
+        /// The host.
+        host: String,
+    },
     /// The HTTP exchange failed.
     #[error("HTTP exchange with {host} failed: {source}")]
     Http {
@@ -191,12 +197,14 @@ pub async fn dial(
 }
 
 /// Connects to the upstream over TLS (SNI and verification against the route host) and
-/// performs the HTTP handshake for the protocol ALPN chose.
+/// performs the HTTP handshake for the protocol ALPN chose. With `upgrades`, the HTTP/1.1
+/// connection can switch protocols (pass a configuration that offers only `http/1.1`).
 pub async fn connect_tls(
     route: &CompiledRoute,
     tls: Arc<ClientConfig>,
     host: &Host,
     port: u16,
+    upgrades: bool,
 ) -> Result<UpstreamSender, UpstreamError> {
     let tcp = dial(route, host, port).await?;
     let server_name = match host {
@@ -221,7 +229,11 @@ pub async fn connect_tls(
         host: host.to_string(),
         source,
     };
-    if is_h2 {
+    if upgrades {
+        let (sender, connection) = http1::handshake(io).await.map_err(http_error)?;
+        tokio::spawn(connection.with_upgrades());
+        Ok(UpstreamSender::Http1(sender))
+    } else if is_h2 {
         let (sender, connection) = http2::handshake(TokioExecutor::new(), io)
             .await
             .map_err(http_error)?;
@@ -247,6 +259,6 @@ pub async fn connect_plain(
             host: host.to_string(),
             source,
         })?;
-    tokio::spawn(connection);
+    tokio::spawn(connection.with_upgrades());
     Ok(UpstreamSender::Http1(sender))
 }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use bottle_testkit::client::{send_http1, send_http2, tls_handshake};
+use bottle_testkit::client::{send_http1, send_http1_upgrade, send_http2, tls_handshake};
 use bottle_testkit::{REDIRECT_PATH, REDIRECT_TARGET};
 use bytes::Bytes;
 use common::{AGENT_CREDENTIAL, Fixture, TOKEN_VALUE, get, prefix_rule};
@@ -604,6 +604,76 @@ async fn origin_form_request_refused() {
 
     let tcp = TcpStream::connect(proxy).await.expect("connect");
     let reply = send_http1(tcp, get("https://api.allowed.example/", API))
+        .await
+        .expect("reply");
+    assert_eq!(reply.status, 403);
+    assert!(fixture.requests().is_empty());
+}
+
+fn websocket_request() -> http::Request<Full<Bytes>> {
+    http::Request::get("/ws")
+        .header("host", API)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .body(Full::new(Bytes::new()))
+        .expect("request")
+}
+
+async fn websocket_through(fixture: &Fixture, proxy: std::net::SocketAddr) -> (u16, Vec<u8>) {
+    let (reply, stream) = fixture.connect(proxy, API_AUTHORITY).await;
+    assert_eq!(reply.status, 200);
+    let tls = tls_handshake(stream, fixture.agent_tls(&[b"http/1.1"]), API)
+        .await
+        .expect("TLS");
+    let (status, upgraded) = send_http1_upgrade(tls, websocket_request())
+        .await
+        .expect("reply");
+    let Some(mut upgraded) = upgraded else {
+        return (status.as_u16(), Vec::new());
+    };
+    upgraded.write_all(b"frame-bytes").await.expect("write");
+    let mut echo = vec![0u8; 11];
+    upgraded.read_exact(&mut echo).await.expect("read the echo");
+    (status.as_u16(), echo)
+}
+
+#[tokio::test]
+async fn websocket_only_where_route_allows() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture.start_proxy(vec![fixture.route(API)]).await;
+    let (status, _) = websocket_through(&fixture, proxy).await;
+    assert_eq!(status, 403);
+    assert!(fixture.requests().is_empty());
+
+    // Positive control: a route with `websocket: true` relays the upgraded stream.
+    let mut route = fixture.route(API);
+    route.websocket = true;
+    let proxy = fixture.start_proxy(vec![route]).await;
+    let (status, echo) = websocket_through(&fixture, proxy).await;
+    assert_eq!(status, 101);
+    assert_eq!(echo, b"frame-bytes");
+    let requests = fixture.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].header_values("upgrade"), vec!["websocket"]);
+}
+
+#[tokio::test]
+async fn non_websocket_upgrade_refused() {
+    let fixture = Fixture::new().await;
+    let mut route = fixture.route(API);
+    route.websocket = true;
+    let proxy = fixture.start_proxy(vec![route]).await;
+
+    let request = http::Request::get("/")
+        .header("host", API)
+        .header("connection", "Upgrade")
+        .header("upgrade", "h2c")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let reply = fixture
+        .tunnel_request(proxy, API_AUTHORITY, API, request)
         .await
         .expect("reply");
     assert_eq!(reply.status, 403);

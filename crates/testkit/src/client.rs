@@ -165,3 +165,23 @@ async fn collect(
         body,
     })
 }
+
+/// Sends one HTTP/1.1 request that asks for a protocol upgrade. On a 101 answer it returns
+/// the upgraded connection as well.
+pub async fn send_http1_upgrade<S>(
+    io: S,
+    request: Request<Full<Bytes>>,
+) -> Result<(StatusCode, Option<TokioIo<hyper::upgrade::Upgraded>>), hyper::Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
+    tokio::spawn(connection.with_upgrades());
+    let response = sender.send_request(request).await?;
+    let status = response.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok((status, None));
+    }
+    let upgraded = hyper::upgrade::on(response).await?;
+    Ok((status, Some(TokioIo::new(upgraded))))
+}

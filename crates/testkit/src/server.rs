@@ -202,16 +202,21 @@ where
         async move { Ok::<_, Infallible>(record(request, tls, sni, &records).await) }
     });
     let _ = auto::Builder::new(TokioExecutor::new())
-        .serve_connection(io, service)
+        .serve_connection_with_upgrades(io, service)
         .await;
 }
 
 async fn record(
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
     tls: bool,
     sni: Option<String>,
     records: &Records,
 ) -> Response<Full<Bytes>> {
+    let is_websocket = request
+        .headers()
+        .get(http::header::UPGRADE)
+        .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"websocket"));
+    let upgrade = is_websocket.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let body = body
         .collect()
@@ -253,6 +258,15 @@ async fn record(
         records.len()
     };
 
+    if let Some(upgrade) = upgrade {
+        tokio::spawn(echo_upgraded(upgrade));
+        return Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header(http::header::CONNECTION, "upgrade")
+            .header(http::header::UPGRADE, "websocket")
+            .body(Full::new(Bytes::new()))
+            .expect("static response parts are valid");
+    }
     if path.starts_with(REDIRECT_PATH) {
         return Response::builder()
             .status(StatusCode::FOUND)
@@ -265,6 +279,15 @@ async fn record(
         .header(http::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(format!("{{\"recorded\":{count}}}"))))
         .expect("static response parts are valid")
+}
+
+/// Echoes every byte of an upgraded connection back, without parsing WebSocket frames.
+async fn echo_upgraded(upgrade: hyper::upgrade::OnUpgrade) {
+    let Ok(upgraded) = upgrade.await else {
+        return;
+    };
+    let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
+    let _ = tokio::io::copy(&mut reader, &mut writer).await;
 }
 
 /// A [`RecordingServer`] running on its own thread and runtime, for synchronous tests.

@@ -78,3 +78,32 @@ fn thread_handle_serves_sync_tests() {
     assert_eq!(requests[0].host.as_deref(), Some("plain.test.example"));
     drop(server);
 }
+
+#[tokio::test]
+async fn echoes_websocket_upgrade() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ca = TestCa::new("testkit CA");
+    let server = RecordingServer::start(&ca, &["api.test.example"]).await;
+
+    let tcp = TcpStream::connect(server.https_addr())
+        .await
+        .expect("connect");
+    let tls = tls_handshake(tcp, ca.client_config(&[b"http/1.1"]), "api.test.example")
+        .await
+        .expect("TLS");
+    let request = http::Request::get("/ws")
+        .header("host", "api.test.example")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .body(Full::new(Bytes::new()))
+        .expect("valid request");
+    let (status, upgraded) = bottle_testkit::client::send_http1_upgrade(tls, request)
+        .await
+        .expect("reply");
+    assert_eq!(status, 101);
+    let mut upgraded = upgraded.expect("an upgraded stream");
+    upgraded.write_all(b"ping").await.expect("write");
+    let mut echo = [0u8; 4];
+    upgraded.read_exact(&mut echo).await.expect("read the echo");
+    assert_eq!(&echo, b"ping");
+}
