@@ -33,7 +33,7 @@ pub(crate) const FORWARDED_SIGNALS: [libc::c_int; 6] = [
 /// bottle: its own ids, or [`ROOT_MODE_HOST_ID`] when it runs as root. A launcher running
 /// as root uses this to make a fresh workspace writable for the agent.
 pub fn agent_host_ids() -> (u32, u32) {
-    if rustix::process::geteuid().is_root() {
+    if root_mode() {
         (ROOT_MODE_HOST_ID, ROOT_MODE_HOST_ID)
     } else {
         (
@@ -41,6 +41,25 @@ pub fn agent_host_ids() -> (u32, u32) {
             rustix::process::getgid().as_raw(),
         )
     }
+}
+
+/// Whether the process runs as a root that can map the agent to [`ROOT_MODE_HOST_ID`]:
+/// uid 0 in a user namespace that maps that id, such as the host's. Uid 0 of a namespace
+/// that maps only itself (`unshare --map-root-user`) is treated as a normal user.
+fn root_mode() -> bool {
+    let maps = |path: &str| {
+        std::fs::read_to_string(path).is_ok_and(|map| {
+            map.lines().any(|line| {
+                let fields: Vec<u64> = line
+                    .split_whitespace()
+                    .filter_map(|field| field.parse().ok())
+                    .collect();
+                let id = u64::from(ROOT_MODE_HOST_ID);
+                matches!(fields[..], [first, _, count] if first <= id && id < first + count)
+            })
+        })
+    };
+    rustix::process::geteuid().is_root() && maps("/proc/self/uid_map") && maps("/proc/self/gid_map")
 }
 
 /// Runs the sandbox helper: reads the spec, builds the bottle, and returns the agent's
@@ -92,7 +111,7 @@ fn run(control: &mut Option<OwnedFd>) -> Result<u8, StepError> {
     ensure_single_threaded()?;
 
     let (host_uid, host_gid) = agent_host_ids();
-    if rustix::process::geteuid().is_root() {
+    if root_mode() {
         // Root's supplementary groups (group 0 among them) would otherwise follow the agent
         // into the bottle and open every file readable by those groups.
         rustix::thread::set_thread_groups(&[]).step("drop supplementary groups")?;
@@ -137,6 +156,8 @@ fn run(control: &mut Option<OwnedFd>) -> Result<u8, StepError> {
                 foreground,
                 signals,
             };
+            // The child must never return into the helper's stack frames.
+            #[expect(clippy::exit, reason = "the cloned init ends here")]
             std::process::exit(init::run(context));
         }
         Ok(Forked::Parent(pid)) => pid,

@@ -33,7 +33,7 @@ const SOCKET_TYPE_MASK: u64 = 0xf;
 
 /// `ioctl` requests that inject input into, or reconfigure, the terminal the agent shares
 /// with the user's shell.
-const REJECTED_IOCTLS: [u64; 2] = [libc::TIOCSTI as u64, libc::TIOCLINUX as u64];
+const REJECTED_IOCTLS: [u64; 2] = [libc::TIOCSTI, libc::TIOCLINUX];
 
 /// `personality` values allowed: the default, 32-bit compatibility, `UNAME26` and the
 /// query value `0xffffffff`. The rest (such as `ADDR_NO_RANDOMIZE`) weaken hardening.
@@ -191,9 +191,11 @@ fn rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, BackendError> {
 /// reach the same calls under other numbers) fail with `EPERM`. Another architecture
 /// jumps straight to seccompiler's program, which kills the process.
 fn prefix() -> Vec<sock_filter> {
-    const LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-    const JMP_JEQ_K: u16 = 0x05 | 0x10;
-    const JMP_JGE_K: u16 = 0x05 | 0x30;
+    // Instruction codes from <linux/filter.h>: BPF_LD | BPF_W | BPF_ABS, BPF_JMP | BPF_JEQ
+    // | BPF_K, BPF_JMP | BPF_JGE | BPF_K, BPF_JMP | BPF_JA, and BPF_RET | BPF_K.
+    const LD_W_ABS: u16 = 0x20;
+    const JMP_JEQ_K: u16 = 0x15;
+    const JMP_JGE_K: u16 = 0x35;
     const JMP_JA: u16 = 0x05;
     const RET_K: u16 = 0x06;
     const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;

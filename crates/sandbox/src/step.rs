@@ -55,10 +55,10 @@ impl<T> Context<T> for io::Result<T> {
     fn step(self, step: &str) -> Result<T, StepError> {
         self.map_err(|error| {
             let mut message = error.to_string();
-            if error.raw_os_error() == Some(libc::EPERM) {
-                if let Some(hint) = userns_restriction_hint() {
-                    message = format!("{message}; {hint}");
-                }
+            if error.raw_os_error() == Some(libc::EPERM)
+                && let Some(hint) = userns_restriction_hint()
+            {
+                message = format!("{message}; {hint}");
             }
             StepError::new(step, message)
         })

@@ -164,3 +164,42 @@ fn invalid_spec_rejected_before_start() {
         "{result:?}"
     );
 }
+
+#[test]
+fn forbidden_user_namespaces_explained() {
+    // A wrapper runs the helper in a user namespace whose limit of nested user namespaces
+    // is 0, as `sysctl user.max_user_namespaces=0` would on the host.
+    let dir = tempfile::Builder::new()
+        .prefix("bottle-userns-")
+        .tempdir()
+        .expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let wrapper = dir.path().join("helper-without-userns");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nexec unshare --user --map-root-user sh -c \
+             'echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" \"$@\"' '{}' \"$@\"\n",
+            common::helper_exe().display()
+        ),
+    )
+    .expect("write the wrapper");
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+
+    let workspace = common::workspace();
+    let spec = common::spec(workspace.path(), "true");
+    match bottle_sandbox::launch(&wrapper, &spec) {
+        Err(SandboxError::Setup { step, message }) => {
+            assert!(step.contains("namespaces"), "{step}");
+            assert!(
+                message.contains("user namespaces are not permitted"),
+                "{message}"
+            );
+            assert!(
+                message.contains("user.max_user_namespaces"),
+                "the fix: {message}"
+            );
+        }
+        other => panic!("expected a set-up failure, got {other:?}"),
+    }
+}
