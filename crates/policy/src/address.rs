@@ -7,10 +7,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// a public address.
 ///
 /// Refused: unspecified, loopback, private (RFC 1918), shared address space (CGNAT,
-/// 100.64.0.0/10), link-local (which holds the 169.254.169.254 metadata service),
+/// 100.64.0.0/10), link-local (which contains the 169.254.169.254 metadata service),
 /// IETF protocol assignments, benchmarking, documentation, multicast, reserved and
 /// broadcast IPv4; and unspecified, loopback, IPv4-mapped, IPv4-compatible, NAT64,
-/// unique-local (which holds the `fd00:ec2::254` metadata service), link-local,
+/// unique-local (which contains the `fd00:ec2::254` metadata service), link-local,
 /// site-local, documentation and multicast IPv6.
 pub fn forbidden_upstream_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {

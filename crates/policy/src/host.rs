@@ -21,7 +21,7 @@ pub enum Host {
     Ip(IpAddr),
 }
 
-/// Why a host or authority was rejected.
+/// Rejection reason of a host or authority.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostError {
     /// The host is empty.
@@ -186,7 +186,7 @@ fn check_characters(input: &str) -> Result<(), HostError> {
         return Err(HostError::Empty);
     }
     for c in input.chars() {
-        let what = match c {
+        let description = match c {
             '\0' => "a NUL byte",
             c if c.is_control() => "a control character",
             c if c.is_whitespace() => "whitespace",
@@ -196,7 +196,7 @@ fn check_characters(input: &str) -> Result<(), HostError> {
             '/' | '?' | '#' => "a URL delimiter",
             _ => continue,
         };
-        return Err(HostError::ForbiddenCharacter(what));
+        return Err(HostError::ForbiddenCharacter(description));
     }
     Ok(())
 }

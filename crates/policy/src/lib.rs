@@ -2,7 +2,7 @@
 //! canonicalization, route matching and upstream address checks. Nothing here does I/O,
 //! so every rule can be tested without sockets.
 //!
-//! Every host the proxy sees goes through [`Host::parse`] and every path through
+//! Every host the proxy receives goes through [`Host::parse`] and every path through
 //! [`canonicalize_path`]; [`Policy`] then decides, first for the connection
 //! ([`Policy::decide_connect`]), then for each request on it ([`Policy::decide_request`]).
 

@@ -1,7 +1,7 @@
 //! Path canonicalization: the proxy matches routes on the canonical path and forwards
-//! that same path upstream, so the rule sees what the upstream will see.
+//! that same path upstream, so the rule matches exactly the path the upstream receives.
 
-/// Why a request path was rejected.
+/// Rejection reason of a request path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PathError {
     /// The path does not start with `/` (asterisk-form or a relative reference).
@@ -58,7 +58,7 @@ pub fn canonicalize_path(path: &str) -> Result<String, PathError> {
         canonical.push('/');
         canonical.push_str(segment);
     }
-    // `/a/.` and `/a/b/..` name a directory, as the dot-segment rules of RFC 3986 say.
+    // `/a/.` and `/a/b/..` name a directory under the dot-segment rules of RFC 3986.
     if canonical.is_empty() || ends_with_slash || last_was_dot {
         canonical.push('/');
     }

@@ -86,14 +86,14 @@ pub struct Match {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PathRule {
-    /// How `value` is compared.
+    /// Comparison applied to `value`.
     #[serde(rename = "type", alias = "kind")]
     pub kind: PathKind,
     /// The path, prefix or regular expression.
     pub value: String,
 }
 
-/// How a path rule compares.
+/// Comparison kind of a path rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PathKind {
@@ -115,7 +115,7 @@ pub struct HeaderRule {
     pub value: String,
 }
 
-/// Why a route list is invalid.
+/// Validation failure of a route list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     /// The route's host does not parse.
@@ -181,14 +181,14 @@ pub enum RouteError {
         value: String,
     },
     /// A method or header name that is not an HTTP token.
-    #[error("route {index} ({host}) has an invalid {what} {value:?}")]
+    #[error("route {index} ({host}) has an invalid {field} {value:?}")]
     InvalidToken {
         /// Position of the route.
         index: usize,
         /// The configured host.
         host: String,
         /// `method` or `header name`.
-        what: &'static str,
+        field: &'static str,
         /// The value.
         value: String,
     },
@@ -201,14 +201,14 @@ pub enum RouteError {
         host: String,
     },
     /// An auth scheme or header that cannot be written into a request.
-    #[error("route {index} ({host}) has an invalid auth {what}")]
+    #[error("route {index} ({host}) has an invalid auth {field}")]
     InvalidAuth {
         /// Position of the route.
         index: usize,
         /// The configured host.
         host: String,
         /// `scheme`, `header` or `token_ref`.
-        what: &'static str,
+        field: &'static str,
     },
 }
 
@@ -338,21 +338,21 @@ fn check_auth(index: usize, host: &str, port: u16, auth: &Auth) -> Result<(), Ro
         return Err(RouteError::InvalidAuth {
             index,
             host,
-            what: "token_ref",
+            field: "token_ref",
         });
     }
     if !is_token(&auth.header) {
         return Err(RouteError::InvalidAuth {
             index,
             host,
-            what: "header",
+            field: "header",
         });
     }
     if !auth.scheme.is_empty() && !is_token(&auth.scheme) {
         return Err(RouteError::InvalidAuth {
             index,
             host,
-            what: "scheme",
+            field: "scheme",
         });
     }
     Ok(())
@@ -397,7 +397,7 @@ fn compile_match(index: usize, host: &str, entry: &Match) -> Result<CompiledMatc
             return Err(RouteError::InvalidToken {
                 index,
                 host: host.to_owned(),
-                what: "method",
+                field: "method",
                 value: method.clone(),
             });
         }
@@ -410,7 +410,7 @@ fn compile_match(index: usize, host: &str, entry: &Match) -> Result<CompiledMatc
             return Err(RouteError::InvalidToken {
                 index,
                 host: host.to_owned(),
-                what: "header name",
+                field: "header name",
                 value: rule.name.clone(),
             });
         }

@@ -16,7 +16,7 @@ fn route(host: &str, port: u16) -> Route {
     }
 }
 
-/// A DNS label of letters, digits and inner hyphens.
+/// Generates a DNS label of letters, digits and inner hyphens.
 fn label() -> impl Strategy<Value = String> {
     "[a-zA-Z][a-zA-Z0-9-]{0,10}[a-zA-Z0-9]"
 }

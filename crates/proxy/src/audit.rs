@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::ProxyError;
 
-/// What was decided.
+/// The outcome recorded for a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {

@@ -26,7 +26,7 @@ pub struct SidecarConfig {
     pub ca_key_pem: String,
     /// The JSON-lines audit log, appended to.
     pub audit_log: PathBuf,
-    /// What goes to standard error: 0 the start-up line only, 1 also every block, 2 also
+    /// Level of standard-error logging: 0 the start-up line only, 1 also every block, 2 also
     /// every request. The audit log is always complete.
     #[serde(default = "default_log_level")]
     pub log_level: u8,

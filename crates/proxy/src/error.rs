@@ -2,14 +2,14 @@
 
 use std::path::PathBuf;
 
-/// Why the proxy could not start or stopped serving.
+/// Failure to start or keep serving the proxy.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProxyError {
     /// The routes are invalid.
     #[error("invalid egress routes: {0}")]
     Routes(#[from] bottle_policy::RouteError),
-    /// A route asks for TLS passthrough, which is not implemented.
+    /// A route sets TLS passthrough, which is not implemented.
     #[error(
         "route {rule} sets `passthrough`, which this proxy does not implement; remove it so \
          the proxy terminates TLS for that host"

@@ -1,10 +1,10 @@
 //! The sidecar's egress proxy.
 //!
-//! The agent reaches the outside only through this proxy. It is an HTTP forward proxy:
-//! `CONNECT host:port` is checked against the routes (default deny), then the proxy
-//! always terminates TLS with a leaf minted from the per-bottle CA, checks that the SNI
-//! and every inner `Host` / `:authority` equal the CONNECT host, and applies the route's
-//! path, method and header rules to each request. Allowed requests are forwarded over a
+//! The agent reaches the outside only through this proxy, an HTTP forward proxy. Each
+//! `CONNECT host:port` is checked against the routes (default deny). The proxy then
+//! always terminates TLS with a leaf minted from the per-bottle CA, and checks that the
+//! SNI and every inner `Host` / `:authority` equal the CONNECT host. The route's path,
+//! method and header rules apply to each request. Allowed requests are forwarded over a
 //! fully verified TLS connection, with the agent's credentials replaced by the route's
 //! token. Plain `http://` requests are forwarded only for routes on port 80, never with
 //! a token. Every decision is appended to a JSON-lines audit log.

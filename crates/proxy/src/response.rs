@@ -1,6 +1,6 @@
 //! Responses the proxy writes itself: refusals and upstream errors. They carry
 //! `X-Bottle-Decision` and a body starting with `bottle: `, so the agent can tell them
-//! from an upstream's answer, and they never echo request headers.
+//! from an upstream's response, and they never echo request headers.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};

@@ -72,7 +72,7 @@ struct Tunnel {
     route: usize,
 }
 
-/// What the audit record of a request names.
+/// Request fields that the audit record names.
 #[derive(Debug, Clone)]
 struct Seen {
     method: String,
@@ -507,6 +507,8 @@ impl Proxy {
             format!("{}:{}", tunnel.host.to_authority_host(), tunnel.port)
         };
 
+        // TODO(perf): every request opens its own upstream connection and TLS handshake;
+        // reusing one per tunnel would save a round trip or two.
         let connected = if tls && agent_upgrade.is_some() {
             let config = self.upstream_tls_http1[tunnel.route].clone();
             upstream::connect_tls(route, config, &tunnel.host, tunnel.port, true).await
@@ -670,7 +672,7 @@ impl Proxy {
         self.write_audit(&record);
     }
 
-    /// Appends the record to the audit log and prints it as the log level asks.
+    /// Appends the record to the audit log and prints it if the log level includes it.
     pub(crate) fn write_audit(&self, record: &AuditRecord) {
         if let Err(err) = self.audit.write(record)
             && !self.audit_failed.swap(true, Ordering::SeqCst)

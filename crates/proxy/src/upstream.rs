@@ -20,7 +20,7 @@ use crate::ProxyError;
 /// Time allowed for one TCP connect to an upstream address.
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Why an upstream could not be reached. Messages name addresses, never request data.
+/// Failure to reach an upstream. Messages name addresses, never request data.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     /// DNS resolution failed.
@@ -37,14 +37,14 @@ pub enum UpstreamError {
         /// The host.
         host: String,
     },
-    /// A resolved address is internal, so the whole answer is refused.
+    /// A resolved address is internal, so every address of the lookup is refused.
     #[error("{host} resolved to {address}, {reason}; name it in the route's `connect` to allow it")]
     Forbidden {
         /// The host.
         host: String,
         /// The refused address.
         address: std::net::IpAddr,
-        /// Which range it is in.
+        /// The range it belongs to.
         reason: &'static str,
     },
     /// TCP connect failed.
@@ -63,7 +63,7 @@ pub enum UpstreamError {
         /// The failure.
         source: std::io::Error,
     },
-    /// The upstream answered 101 to a request that asked for no upgrade.
+    /// The upstream sent 101 for a request that did not request an upgrade.
     #[error("{host} switched protocols without being asked to")]
     UnexpectedUpgrade {
         /// The host.

@@ -119,7 +119,7 @@ impl TestCa {
 ///
 /// # Panics
 ///
-/// Panics if `ca_pem` holds no parsable certificate.
+/// Panics if `ca_pem` contains no parsable certificate.
 pub fn client_config_from_pem(ca_pem: &str, alpn: &[&[u8]]) -> Arc<ClientConfig> {
     use rustls::pki_types::pem::PemObject;
 

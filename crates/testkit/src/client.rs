@@ -20,7 +20,7 @@ use tokio_rustls::client::TlsStream;
 /// Maximum size of a proxy's CONNECT response head.
 const MAX_HEAD_LEN: usize = 64 * 1024;
 
-/// The proxy's answer to a CONNECT.
+/// The proxy's response to a CONNECT.
 #[derive(Debug, Clone)]
 pub struct ConnectReply {
     /// Status code.
@@ -46,7 +46,7 @@ impl ConnectReply {
     }
 }
 
-/// Sends `CONNECT authority` to the proxy and reads its answer. On a 2xx status the
+/// Sends `CONNECT authority` to the proxy and reads its response. On a 2xx status the
 /// returned stream is the tunnel.
 pub async fn connect_tunnel(
     proxy: SocketAddr,
@@ -166,7 +166,7 @@ async fn collect(
     })
 }
 
-/// Sends one HTTP/1.1 request that asks for a protocol upgrade. On a 101 answer it returns
+/// Sends one HTTP/1.1 request for a protocol upgrade. On a 101 response it returns
 /// the upgraded connection as well.
 pub async fn send_http1_upgrade<S>(
     io: S,

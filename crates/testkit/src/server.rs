@@ -1,5 +1,5 @@
 //! A recording HTTPS and HTTP server on loopback: it stores every request it receives
-//! so a test can check what reached the "internet", and answers with a small JSON body.
+//! so a test can check what reached the "internet", and replies with a small JSON body.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -18,10 +18,10 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::ca::TestCa;
 
-/// Path prefix that the server answers with a redirect to [`REDIRECT_TARGET`].
+/// Path prefix that the server redirects to [`REDIRECT_TARGET`].
 pub const REDIRECT_PATH: &str = "/redirect";
 
-/// Where [`REDIRECT_PATH`] points: a host that tests keep off every allowlist.
+/// Redirect target of [`REDIRECT_PATH`]: a host that tests keep off every allowlist.
 pub const REDIRECT_TARGET: &str = "https://evil.example/landing";
 
 /// One request as the server received it.
