@@ -200,6 +200,16 @@ pub enum RouteError {
         /// The configured host.
         host: String,
     },
+    /// A `connect` value that is not `address:port`.
+    #[error("route {index} ({host}) has an invalid connect {connect:?}: use address:port")]
+    InvalidConnect {
+        /// Position of the route.
+        index: usize,
+        /// The configured host.
+        host: String,
+        /// The configured value.
+        connect: String,
+    },
     /// An auth scheme or header that cannot be written into a request.
     #[error("route {index} ({host}) has an invalid auth {field}")]
     InvalidAuth {
@@ -309,6 +319,15 @@ pub(crate) fn compile(index: usize, route: &Route) -> Result<CompiledRoute, Rout
     }
     if let Some(auth) = &route.auth {
         check_auth(index, &host, route.port, auth)?;
+    }
+    if let Some(connect) = &route.connect
+        && crate::host::parse_authority(connect, None).is_err()
+    {
+        return Err(RouteError::InvalidConnect {
+            index,
+            host,
+            connect: connect.clone(),
+        });
     }
 
     let mut matches = Vec::with_capacity(route.matches.len());
@@ -457,6 +476,23 @@ mod tests {
     fn rejects_unknown_keys() {
         let result: Result<Route, _> = serde_json::from_str(r#"{"host": "a.example", "prot": 1}"#);
         assert!(result.is_err());
+    }
+
+    #[test]
+    fn rejects_invalid_connect() {
+        let mut route: Route =
+            serde_json::from_str(r#"{"host": "a.example"}"#).expect("valid route");
+        for connect in ["127.0.0.1", "127.0.0.1:0", "gateway:http", "[::1]"] {
+            route.connect = Some(connect.to_owned());
+            assert!(
+                matches!(compile(0, &route), Err(RouteError::InvalidConnect { .. })),
+                "{connect}"
+            );
+        }
+        for connect in ["127.0.0.1:8443", "[::1]:443", "gateway.internal:443"] {
+            route.connect = Some(connect.to_owned());
+            assert!(compile(0, &route).is_ok(), "{connect}");
+        }
     }
 
     #[test]

@@ -157,6 +157,15 @@ impl Proxy {
             let (stream, _) = match listener.accept().await {
                 Ok(accepted) => accepted,
                 Err(err) if err.kind() == std::io::ErrorKind::ConnectionAborted => continue,
+                Err(err) if is_descriptor_exhaustion(&err) => {
+                    // The agent can exhaust descriptors by opening connections; waiting
+                    // keeps the proxy alive for the connections that close.
+                    if self.log_limiter.allow() {
+                        tracing::error!(error = %err, "accepting a proxy client failed; retrying");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
                 Err(err) => return Err(ProxyError::Listener(err)),
             };
             tokio::spawn(self.clone().serve_client(stream));
@@ -311,6 +320,9 @@ impl Proxy {
             Ok(tls) => tls,
             Err(err) => {
                 tracing::debug!(host = %tunnel.host, error = %err, "TLS handshake with the agent failed");
+                let reason =
+                    "TLS handshake with the agent failed; check that it trusts the bottle CA";
+                self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), 0, 0);
                 return;
             }
         };
@@ -703,6 +715,12 @@ impl Proxy {
             ),
         }
     }
+}
+
+/// Returns true for `EMFILE` and `ENFILE`, the per-process and system-wide descriptor
+/// limits.
+fn is_descriptor_exhaustion(err: &std::io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(23 | 24))
 }
 
 /// Returns true for an HTTP/1.1 `GET` with `Upgrade: websocket` (one value).

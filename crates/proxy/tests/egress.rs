@@ -679,3 +679,35 @@ async fn non_websocket_upgrade_refused() {
     assert_eq!(reply.status, 403);
     assert!(fixture.requests().is_empty());
 }
+
+#[tokio::test]
+async fn client_distrusting_bottle_ca_gets_no_bypass() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture.start_proxy(vec![fixture.route(API)]).await;
+
+    // A client that trusts only another CA (as a pinning client would) fails the
+    // handshake; the proxy must close the tunnel rather than fall back to relaying it.
+    let (reply, stream) = fixture.connect(proxy, API_AUTHORITY).await;
+    assert_eq!(reply.status, 200);
+    let other = bottle_testkit::TestCa::new("some other CA");
+    let result = tls_handshake(stream, other.client_config(&[]), API).await;
+    assert!(
+        result.is_err(),
+        "the client must reject the bottle CA's leaf"
+    );
+    fixture
+        .audit_until(|r| {
+            r["reason"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("TLS handshake"))
+        })
+        .await;
+    assert!(fixture.requests().is_empty());
+
+    // Positive control: a client trusting the bottle CA gets through.
+    let reply = fixture
+        .tunnel_request(proxy, API_AUTHORITY, API, get("/", API))
+        .await;
+    assert_eq!(reply.expect("reply").status, 200);
+    assert_eq!(fixture.requests().len(), 1);
+}
