@@ -21,17 +21,17 @@ pub enum SandboxError {
         source: io::Error,
     },
 
-    /// A system call of the launcher side failed; `step` says which.
+    /// A system call of the launcher side failed; `step` names it.
     #[error("failed to {step}: {source}")]
     Io {
-        /// What the launcher was doing, as a verb phrase.
+        /// The launcher's step, as a verb phrase.
         step: &'static str,
         /// The underlying error.
         source: io::Error,
     },
 
     /// The helper reported that a set-up step failed before the agent started. The
-    /// message says what to change when the cause is on the host, such as user
+    /// message names what to change when the cause is on the host, such as user
     /// namespaces that the kernel forbids.
     #[error("sandbox set-up failed to {step}: {message}")]
     Setup {
@@ -58,7 +58,7 @@ pub enum SandboxError {
     InvalidInheritedFd {
         /// The file descriptor number.
         fd: i32,
-        /// Why it was rejected.
+        /// The reason for the rejection.
         reason: String,
     },
 }

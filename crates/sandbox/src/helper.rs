@@ -43,8 +43,9 @@ pub fn agent_host_ids() -> (u32, u32) {
     }
 }
 
-/// Whether the process runs as a root that can map the agent to [`ROOT_MODE_HOST_ID`]:
-/// uid 0 in a user namespace that maps that id, such as the host's. Uid 0 of a namespace
+/// Checks whether the process runs as a root that can map the agent to
+/// [`ROOT_MODE_HOST_ID`], which means uid 0 in a user namespace that maps that id, such as
+/// the host's. Uid 0 of a namespace
 /// that maps only itself (`unshare --map-root-user`) is treated as a normal user.
 fn root_mode() -> bool {
     let maps = |path: &str| {
@@ -69,8 +70,8 @@ fn root_mode() -> bool {
 /// Call it before any thread starts, because a multi-threaded process cannot create a
 /// user namespace.
 pub fn init_main() -> ExitCode {
-    // SAFETY: the launcher passes the control socket as CONTROL_FD and nothing else in this
-    // fresh process has claimed that number; `take_inherited` checks that it is open.
+    // SAFETY: the launcher passes the control socket as CONTROL_FD, and nothing else in this
+    // fresh process has claimed that number. `take_inherited` checks that it is open.
     let control = match unsafe { take_inherited(CONTROL_FD) } {
         Ok(fd) => fd,
         Err(error) => {
@@ -111,6 +112,9 @@ fn run(control: &mut Option<OwnedFd>) -> Result<u8, StepError> {
     ensure_single_threaded()?;
 
     let (host_uid, host_gid) = agent_host_ids();
+    // TODO(security): a rootless agent keeps the user's supplementary groups, because an
+    // unprivileged writer of gid_map must deny setgroups; they open group-readable files
+    // of the bound host directories.
     if root_mode() {
         // Root's supplementary groups (group 0 among them) would otherwise follow the agent
         // into the bottle and open every file readable by those groups.
@@ -125,8 +129,8 @@ fn run(control: &mut Option<OwnedFd>) -> Result<u8, StepError> {
     let (sync_read, sync_write) =
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).step("create a pipe")?;
 
-    // Blocked before the clone, so that no signal slips between the clone and the wait
-    // loop; the init inherits the mask and the agent resets it.
+    // Blocked before the clone, so that no signal arrives between the clone and the wait
+    // loop. The init inherits the mask, and the agent resets it.
     let mut watched = FORWARDED_SIGNALS.to_vec();
     watched.extend([libc::SIGCHLD, libc::SIGTTOU]);
     let signals = SignalSet::new(&watched);
@@ -238,7 +242,7 @@ fn supervise(init_pid: libc::pid_t, signals: &SignalSet) -> u8 {
     loop {
         let signal = match signals.wait() {
             Ok(signal) => signal,
-            // sigwaitinfo fails only for an invalid set; fall back to waiting.
+            // sigwaitinfo fails only for an invalid set, so check the init's status instead.
             Err(_) => libc::SIGCHLD,
         };
         if signal != libc::SIGCHLD {
@@ -255,7 +259,8 @@ fn supervise(init_pid: libc::pid_t, signals: &SignalSet) -> u8 {
     }
 }
 
-/// The shell convention: the exit code, or 128 + the signal number.
+/// Converts a wait status by the shell convention: the exit code, or 128 + the signal
+/// number.
 pub(crate) fn exit_code_of(status: rustix::process::WaitStatus) -> u8 {
     if let Some(code) = status.exit_status() {
         return u8::try_from(code & 0xff).expect("masked to one byte");

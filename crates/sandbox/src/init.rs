@@ -14,11 +14,11 @@ use crate::step::{Context, StepError, report_and_forget};
 use crate::sys::{self, Forked, SignalSet};
 use crate::{SandboxSpec, exec, mounts, restrict};
 
-/// What the helper hands to the init through the copy of its memory.
+/// The state the helper hands to the init through the copy of its memory.
 pub(crate) struct InitContext {
     pub(crate) spec: SandboxSpec,
     pub(crate) control: OwnedFd,
-    /// Read end of the pipe on which the helper says that the id maps are written.
+    /// Read end of the pipe on which the helper reports that the id maps are written.
     pub(crate) sync: OwnedFd,
     /// A pidfd of the helper, to detect that it died before `PR_SET_PDEATHSIG` was set.
     pub(crate) helper: OwnedFd,
@@ -106,13 +106,15 @@ fn helper_has_exited(pidfd: &OwnedFd) -> bool {
         events: libc::POLLIN,
         revents: 0,
     }];
-    // SAFETY: `poll` points to one initialized pollfd, and the length says one.
+    // SAFETY: `poll` points to one initialized pollfd, and the length is one.
     let ready = unsafe { libc::poll(poll.as_mut_ptr(), 1, 0) };
     ready != 0
 }
 
 /// Waits for signals: forwards the forwarded ones to the agent, and on `SIGCHLD` reaps
 /// every exited child until the agent is among them.
+// TODO(tty): a stopped agent (Ctrl-Z) is not reported, because waitpid runs without
+// WUNTRACED, so the terminal stays with the stopped process group.
 fn supervise(context: &InitContext, agent: libc::pid_t) -> i32 {
     loop {
         let signal = context.signals.wait().unwrap_or(libc::SIGCHLD);

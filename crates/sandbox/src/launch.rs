@@ -25,8 +25,8 @@ const MAX_PASSED_FDS: usize = 64;
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct Launched {
-    /// The helper process. Its exit status is the agent's (see [`Launched::wait`] for a
-    /// status that tells set-up failures apart).
+    /// The helper process. Its exit status is the agent's; [`Launched::wait`] also
+    /// distinguishes set-up failures.
     pub child: Child,
     /// The listeners opened inside the bottle's network namespace, in the order of
     /// `SandboxSpec::listen_ports`. Connections the agent makes to 127.0.0.1 on those
@@ -37,7 +37,7 @@ pub struct Launched {
     control: OwnedFd,
 }
 
-/// How a bottle ended.
+/// The outcome of a bottle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BottleExit {
     /// The agent exited with this code.
@@ -171,7 +171,8 @@ pub fn launch(exe: &Path, spec: &SandboxSpec) -> Result<Launched, SandboxError> 
         source,
     })?;
 
-    // A write error means the helper already exited; its report or status says why.
+    // A write error means the helper already exited, and its report or status gives the
+    // reason.
     let _ = std::fs::File::from(spec_write).write_all(&spec_json);
 
     let received = protocol::receive(&control, RecvFlags::empty());
@@ -318,8 +319,8 @@ pub fn take_inherited_listener(fd: i32) -> Result<TcpListener, SandboxError> {
     check_listener(borrowed).map_err(|reason| invalid(&reason))?;
     rustix::io::fcntl_setfd(borrowed, rustix::io::FdFlags::CLOEXEC)
         .map_err(|error| invalid(&error.to_string()))?;
-    // SAFETY: the descriptor is open and the caller hands it over; the function contract
-    // says it is claimed once.
+    // SAFETY: the descriptor is open, and the caller hands it over. The function contract
+    // requires one claim per descriptor.
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     Ok(TcpListener::from(owned))
 }

@@ -11,9 +11,9 @@
 //!    user, mount, pid, network, IPC and UTS namespaces, and writes the init's
 //!    `uid_map`/`gid_map` (`setgroups` denied) from outside.
 //! 2. The init (pid 1 of the bottle) switches to uid and gid 1000, builds the root file
-//!    system and pivots into it, sets the host name, brings up `lo`, opens the requested
-//!    listeners on 127.0.0.1, restricts itself, and sends `Ready` with the listeners
-//!    (`SCM_RIGHTS`) to the launcher. A socket keeps the network namespace it was created
+//!    system and pivots into it, sets the host name, and brings up `lo`. It then opens the
+//!    requested listeners on 127.0.0.1, restricts itself, and sends `Ready` with the
+//!    listeners (`SCM_RIGHTS`) to the launcher. A socket keeps the network namespace it was created
 //!    in, so the sidecar can serve the bottle from outside.
 //! 3. The init forks the agent, which takes the terminal's foreground when the launcher
 //!    had it, and executes the command with `spec.env` only, in `/workspace`. The init
@@ -32,7 +32,7 @@
 //!
 //! Only one id is mapped: the agent is uid and gid 1000 (`agent`) inside. Run by a
 //! normal user, 1000 maps to that user's own ids, so no setuid helper is needed. Run as
-//! root, 1000 maps to [`ROOT_MODE_HOST_ID`] (65534, `nobody`) and root's supplementary
+//! root (uid 0 of a user namespace that maps 65534, such as the host's), 1000 maps to [`ROOT_MODE_HOST_ID`] (65534, `nobody`) and root's supplementary
 //! groups are dropped, so the agent can read no root-owned file; a launcher running as
 //! root must make the workspace writable for that id ([`agent_host_ids`]). Every other
 //! host id appears as the overflow id inside. In the rootless case the agent keeps the

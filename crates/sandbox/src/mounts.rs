@@ -21,7 +21,7 @@ use crate::SandboxSpec;
 use crate::step::{Context, StepError};
 use crate::sys;
 
-/// Where the new root is assembled before `pivot_root`. Only this process's mount
+/// The directory on which the new root is assembled before `pivot_root`. Only this process's mount
 /// namespace sees the tmpfs over it; the bind sources were opened before it was covered.
 const ASSEMBLY_POINT: &str = "/tmp";
 
@@ -82,7 +82,9 @@ pub(crate) struct Sources {
     extra: Vec<OwnedFd>,
 }
 
-/// Opens the workspace and the extra bind sources as `O_PATH` descriptors.
+/// Opens the workspace and the extra bind sources as `O_PATH` descriptors. Symbolic links
+/// in the paths are followed with the launcher's rights, so the launcher must pass paths
+/// that the agent cannot have replaced.
 pub(crate) fn open_sources(spec: &SandboxSpec) -> Result<Sources, StepError> {
     let open = |path: &Path, flags: OFlags| {
         rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC | flags, Mode::empty())
@@ -122,6 +124,8 @@ pub(crate) fn build_root(spec: &SandboxSpec, sources: Sources) -> Result<(), Ste
     let workspace = make_dir(&root, "workspace")?;
     bind(sources.workspace.as_fd(), workspace.as_fd(), nosuid_nodev())
         .step("bind the workspace at /workspace")?;
+    // TODO(resources): the tmpfs mounts have the kernel's default size (half of RAM each),
+    // so a bottle can fill memory through them.
     mount_tmpfs(&root, "home/agent", "0700", nosuid_nodev())?;
     mount_tmpfs(&root, "tmp", "1777", nosuid_nodev())?;
     let proc_dir = make_dir(&root, "proc")?;
@@ -384,8 +388,8 @@ fn build_etc(root: &OwnedFd, spec: &SandboxSpec) -> Result<(), StepError> {
     Ok(())
 }
 
-/// A tmpfs `/dev` with the host's harmless character devices bound in, a private devpts
-/// instance, and `/dev/shm`.
+/// Builds a tmpfs `/dev` with the host's harmless character devices bound in, a private
+/// devpts instance, and `/dev/shm`.
 fn build_dev(root: &OwnedFd) -> Result<(), StepError> {
     let dev = mount_tmpfs(
         root,

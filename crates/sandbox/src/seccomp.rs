@@ -1,6 +1,6 @@
 //! The bottle's seccomp filter: system calls that let a process leave or widen its
 //! sandbox fail with `EPERM`, and everything else is allowed. The namespaces, the empty
-//! capability set and Landlock stay the main boundary; this filter removes kernel attack
+//! capability set and Landlock stay the main boundary. This filter removes kernel attack
 //! surface and the non-IP socket families that would bypass the network namespace.
 
 use std::collections::BTreeMap;
@@ -185,11 +185,11 @@ fn rules() -> Result<BTreeMap<i64, Vec<SeccompRule>>, BackendError> {
     Ok(rules)
 }
 
-/// Instructions run before seccompiler's program: `clone3` fails with `ENOSYS`, because
-/// its flags sit in memory the filter cannot read and libc then falls back to `clone`;
-/// and system call numbers with bit 30 set (the x32 ABI on x86_64, which would otherwise
-/// reach the same calls under other numbers) fail with `EPERM`. Another architecture
-/// jumps straight to seccompiler's program, which kills the process.
+/// Builds the instructions that run before seccompiler's program. `clone3` fails with
+/// `ENOSYS`, because its flags sit in memory the filter cannot read, and libc then falls
+/// back to `clone`. System call numbers with bit 30 set fail with `EPERM`: on x86_64 they
+/// are the x32 ABI, which would otherwise reach the same calls under other numbers.
+/// Another architecture jumps straight to seccompiler's program, which kills the process.
 fn prefix() -> Vec<sock_filter> {
     // Instruction codes from <linux/filter.h>: BPF_LD | BPF_W | BPF_ABS, BPF_JMP | BPF_JEQ
     // | BPF_K, BPF_JMP | BPF_JGE | BPF_K, BPF_JMP | BPF_JA, and BPF_RET | BPF_K.

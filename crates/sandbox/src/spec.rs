@@ -124,7 +124,7 @@ impl SandboxSpec {
     }
 }
 
-/// Whether `path` is absolute and made of normal components only.
+/// Checks that `path` is absolute and made of normal components only.
 fn is_clean_absolute(path: &Path) -> bool {
     let mut components = path.components();
     components.next() == Some(Component::RootDir)

@@ -9,7 +9,7 @@ use crate::protocol::{self, Report};
 /// A set-up step that failed, with the error and, where known, the fix.
 #[derive(Debug)]
 pub(crate) struct StepError {
-    /// What the helper was doing, as a verb phrase ("mount /proc").
+    /// The step, as a verb phrase ("mount /proc").
     pub(crate) step: String,
     pub(crate) message: String,
 }
@@ -65,8 +65,8 @@ impl<T> Context<T> for io::Result<T> {
     }
 }
 
-/// The explanation for a user namespace that was created without the usual
-/// capabilities, or not at all. Returns `None` when no known restriction is active.
+/// Explains a user namespace that was created without the usual capabilities, or not at
+/// all. Returns `None` when no known restriction is active.
 pub(crate) fn userns_restriction_hint() -> Option<String> {
     let read = |path: &str| {
         std::fs::read_to_string(path)
@@ -87,7 +87,7 @@ pub(crate) fn userns_restriction_hint() -> Option<String> {
     None
 }
 
-/// The message for a failed `clone(CLONE_NEWUSER | ...)`.
+/// Builds the message for a failed `clone(CLONE_NEWUSER | ...)`, with the fix.
 pub(crate) fn userns_denied_message(error: &io::Error) -> String {
     let read = |path: &str| {
         std::fs::read_to_string(path)

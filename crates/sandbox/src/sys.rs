@@ -117,8 +117,8 @@ pub(crate) struct SignalSet(libc::sigset_t);
 
 impl SignalSet {
     pub(crate) fn new(signals: &[libc::c_int]) -> Self {
-        // SAFETY: sigemptyset initializes the set; sigaddset only fails for invalid signal
-        // numbers, and callers pass libc constants.
+        // SAFETY: sigemptyset initializes the set. sigaddset fails only for an invalid signal
+        // number, which leaves the set unchanged.
         unsafe {
             let mut set = std::mem::zeroed();
             libc::sigemptyset(&raw mut set);
@@ -169,7 +169,7 @@ pub(crate) fn reset_signals() -> io::Result<()> {
 
 /// Resets the disposition of `signal` to its default action. A `SIGCHLD` ignored by an
 /// ancestor stays ignored across `execve`, and would make the kernel reap children
-/// before `waitpid` sees them.
+/// before `waitpid` can report them.
 pub(crate) fn default_signal(signal: libc::c_int) {
     // SAFETY: SIG_DFL is a valid disposition for every catchable signal.
     unsafe { libc::signal(signal, libc::SIG_DFL) };
@@ -188,7 +188,8 @@ pub(crate) fn set_foreground_group(pgid: libc::pid_t) -> io::Result<()> {
     check(unsafe { libc::tcsetpgrp(libc::STDIN_FILENO, pgid) }).map(drop)
 }
 
-/// Whether standard input is a terminal whose foreground process group is the caller's.
+/// Checks whether standard input is a terminal whose foreground process group is the
+/// caller's.
 pub(crate) fn stdin_terminal_is_ours() -> bool {
     // SAFETY: isatty, tcgetpgrp and getpgrp have no memory effects.
     unsafe {
@@ -199,7 +200,7 @@ pub(crate) fn stdin_terminal_is_ours() -> bool {
 
 /// `getpgrp(2)`.
 pub(crate) fn process_group() -> libc::pid_t {
-    // SAFETY: getpgrp has no memory effects and cannot fail.
+    // SAFETY: getpgrp has no memory effects, and POSIX defines no error for it.
     unsafe { libc::getpgrp() }
 }
 

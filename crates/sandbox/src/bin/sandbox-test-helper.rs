@@ -1,6 +1,6 @@
 //! Test helper of `bottle-sandbox`. `sandbox-test-helper __sandbox-init` runs the sandbox
-//! helper as `bottle __sandbox-init` does; `sandbox-test-helper probe ...` runs one of the
-//! probes the tests start inside a bottle (and on the host, as positive control). A probe
+//! helper as `bottle __sandbox-init` does. `sandbox-test-helper probe ...` runs one of the
+//! probes the tests start inside a bottle, and on the host as positive control. A probe
 //! prints `ok`, or `errno=N` for a failed system call, and exits 0.
 
 #![allow(unsafe_code)]
@@ -22,7 +22,7 @@ fn main() -> ExitCode {
             libc::unshare(libc::CLONE_NEWUSER)
         })),
         // An unknown file system type on a missing directory: on the host the call fails
-        // with ENODEV or ENOENT and mounts nothing; in a bottle the filter answers EPERM.
+        // with ENODEV or ENOENT and mounts nothing; in a bottle the filter returns EPERM.
         // SAFETY: all pointers are NUL-terminated literals or null.
         ["probe", "mount"] => check(unsafe_call(|| unsafe {
             libc::mount(

@@ -18,7 +18,7 @@ pub fn helper_exe() -> PathBuf {
     )
 }
 
-/// A fresh workspace that the agent's host user can write to.
+/// Creates a fresh workspace that the agent's host user can write to.
 pub fn workspace() -> tempfile::TempDir {
     let dir = tempfile::Builder::new()
         .prefix("bottle-ws-")
@@ -31,7 +31,7 @@ pub fn workspace() -> tempfile::TempDir {
     dir
 }
 
-/// A spec that runs `script` with `/bin/sh -c` and binds the probe at [`PROBE`].
+/// Builds a spec that runs `script` with `/bin/sh -c` and binds the probe at [`PROBE`].
 pub fn spec(workspace: &Path, script: &str) -> SandboxSpec {
     SandboxSpec {
         command: vec!["/bin/sh".into(), "-c".into(), script.into()],
@@ -51,8 +51,8 @@ pub fn spec(workspace: &Path, script: &str) -> SandboxSpec {
     }
 }
 
-/// Launches `spec`, failing the test with the launcher's message (which says what to
-/// enable when user namespaces are forbidden).
+/// Launches `spec`, failing the test with the launcher's message, which names what to
+/// enable when user namespaces are forbidden.
 pub fn launch(spec: &SandboxSpec) -> Launched {
     match bottle_sandbox::launch(&helper_exe(), spec) {
         Ok(launched) => launched,
@@ -100,7 +100,7 @@ pub fn probe_on_host(args: &[&str]) -> String {
         .to_owned()
 }
 
-/// The command that runs `script` with its output captured in the workspace.
+/// Builds the command that runs `script` with its output captured in the workspace.
 pub fn capture(script: &str) -> Vec<String> {
     vec![
         "/bin/sh".into(),
@@ -109,7 +109,7 @@ pub fn capture(script: &str) -> Vec<String> {
     ]
 }
 
-/// What a command built by [`capture`] printed.
+/// Returns what a command built by [`capture`] printed.
 pub fn captured(workspace: &Path) -> String {
     std::fs::read_to_string(workspace.join(".bottle-test-output")).unwrap_or_default()
 }
