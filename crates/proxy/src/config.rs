@@ -36,6 +36,21 @@ fn default_log_level() -> u8 {
     1
 }
 
+impl SidecarConfig {
+    /// Checks everything the proxy checks at start-up except the audit log: the routes,
+    /// the token of every `auth` route, the CA certificate and key, and every
+    /// `upstream_ca` file. The launcher calls it before starting the bottle, so a bad
+    /// policy stops the launch early.
+    pub fn validate(&self) -> Result<(), crate::ProxyError> {
+        let (policy, _) = crate::server::prepare_routes(self)?;
+        crate::CertificateAuthority::from_pem(&self.ca_cert_pem, &self.ca_key_pem)?;
+        for route in policy.routes() {
+            crate::upstream::route_tls_config(route, &[])?;
+        }
+        Ok(())
+    }
+}
+
 /// Stand-in for a secret in `Debug` output.
 const REDACTED: &str = "<redacted>";
 

@@ -51,10 +51,13 @@ pub async fn serve(
 }
 
 /// Builds a tokio runtime and serves the proxy on every listener (inherited from the
-/// launcher) until one fails. It blocks the calling thread.
+/// launcher) until one fails. It blocks the calling thread. `on_ready` runs once the
+/// configuration is validated and every listener is being served, so the launcher can
+/// wait for it before starting the agent.
 pub fn run_sidecar(
     config: SidecarConfig,
     listeners: Vec<std::net::TcpListener>,
+    on_ready: impl FnOnce(),
 ) -> Result<(), ProxyError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -76,6 +79,7 @@ pub fn run_sidecar(
             tasks.spawn(proxy.clone().accept_loop(listener));
         }
         proxy.announce(&addresses);
+        on_ready();
 
         match tasks.join_next().await {
             Some(Ok(result)) => result,

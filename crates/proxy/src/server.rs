@@ -38,13 +38,16 @@ const AUDIT_RULE: &str = "audit";
 /// CONNECT, before the connection is closed.
 const CLIENT_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A route's injected header name and value.
+pub(crate) type InjectedHeader = (HeaderName, HeaderValue);
+
 /// The shared state of one sidecar proxy.
 pub(crate) struct Proxy {
     slug: String,
     policy: Policy,
     ca: CertificateAuthority,
     /// Header and value to inject, by route index.
-    tokens: Vec<Option<(HeaderName, HeaderValue)>>,
+    tokens: Vec<Option<InjectedHeader>>,
     /// Upstream TLS configuration, by route index.
     upstream_tls: Vec<Arc<ClientConfig>>,
     /// The same, offering only HTTP/1.1, for WebSocket handshakes.
@@ -85,19 +88,7 @@ impl Proxy {
     /// Validates the configuration and prepares everything a request needs, so that a
     /// bad route, a missing token or an unreadable CA stops the launch.
     pub(crate) fn new(config: SidecarConfig) -> Result<Proxy, ProxyError> {
-        let policy = Policy::new(&config.routes)?;
-
-        let mut tokens = Vec::with_capacity(policy.routes().len());
-        for route in policy.routes() {
-            if route.route.passthrough {
-                // TODO(passthrough): tunnelling TLS without termination is not implemented.
-                return Err(ProxyError::PassthroughUnsupported {
-                    rule: route.rule_id.clone(),
-                });
-            }
-            tokens.push(token_for(route, &config)?);
-        }
-
+        let (policy, tokens) = prepare_routes(&config)?;
         let ca = CertificateAuthority::from_pem(&config.ca_cert_pem, &config.ca_key_pem)?;
 
         let native = rustls_native_certs::load_native_certs();
@@ -755,11 +746,30 @@ fn body_len(message: &str) -> u64 {
     u64::try_from("bottle: \n".len() + message.len()).unwrap_or(u64::MAX)
 }
 
+/// Validates the routes and resolves each route's injected header: invalid routes, a
+/// passthrough route, a missing token or a token that cannot be a header value fail.
+pub(crate) fn prepare_routes(
+    config: &SidecarConfig,
+) -> Result<(Policy, Vec<Option<InjectedHeader>>), ProxyError> {
+    let policy = Policy::new(&config.routes)?;
+    let mut tokens = Vec::with_capacity(policy.routes().len());
+    for route in policy.routes() {
+        if route.route.passthrough {
+            // TODO(passthrough): tunnelling TLS without termination is not implemented.
+            return Err(ProxyError::PassthroughUnsupported {
+                rule: route.rule_id.clone(),
+            });
+        }
+        tokens.push(token_for(route, config)?);
+    }
+    Ok((policy, tokens))
+}
+
 /// Builds the injected header of `route`, if it has `auth`.
 fn token_for(
     route: &CompiledRoute,
     config: &SidecarConfig,
-) -> Result<Option<(HeaderName, HeaderValue)>, ProxyError> {
+) -> Result<Option<InjectedHeader>, ProxyError> {
     let Some(auth) = &route.route.auth else {
         return Ok(None);
     };

@@ -18,6 +18,31 @@ async fn start_error(config: bottle_proxy::SidecarConfig) -> ProxyError {
 }
 
 #[tokio::test]
+async fn validate_matches_startup_checks() {
+    let fixture = Fixture::new().await;
+    let good = fixture.config(vec![fixture.token_route("api.allowed.example")]);
+    assert!(good.validate().is_ok());
+
+    let mut missing_token = good.clone();
+    missing_token.tokens.clear();
+    assert!(matches!(
+        missing_token.validate(),
+        Err(ProxyError::MissingToken { .. })
+    ));
+
+    let mut bad_key = good.clone();
+    bad_key.ca_key_pem = "not a key".to_owned();
+    assert!(matches!(bad_key.validate(), Err(ProxyError::Ca(_))));
+
+    let mut missing_ca = good;
+    missing_ca.routes[0].upstream_ca = Some(fixture.dir.path().join("missing.pem"));
+    assert!(matches!(
+        missing_ca.validate(),
+        Err(ProxyError::UpstreamCa { .. })
+    ));
+}
+
+#[tokio::test]
 async fn missing_token_names_ref_only() {
     let fixture = Fixture::new().await;
     let mut config = fixture.config(vec![fixture.token_route("api.allowed.example")]);
@@ -90,8 +115,14 @@ fn run_sidecar_serves_inherited_listener() {
     let config = fixture.config(vec![route]);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let proxy = listener.local_addr().expect("address");
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
     // The sidecar thread runs until the test process exits.
-    std::thread::spawn(move || run_sidecar(config, vec![listener]));
+    std::thread::spawn(move || {
+        run_sidecar(config, vec![listener], move || {
+            ready_tx.send(()).expect("the test waits for readiness");
+        })
+    });
+    ready_rx.recv().expect("the sidecar reports readiness");
 
     let status = runtime.block_on(async {
         let (reply, stream) = connect_tunnel(proxy, "api.allowed.example:443")
