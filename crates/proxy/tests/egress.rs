@@ -711,3 +711,48 @@ async fn client_distrusting_bottle_ca_gets_no_bypass() {
     assert_eq!(reply.expect("reply").status, 200);
     assert_eq!(fixture.requests().len(), 1);
 }
+
+#[tokio::test]
+async fn response_streams_before_upstream_finishes() {
+    use bottle_testkit::{STREAM_FIRST_CHUNK, STREAM_LAST_CHUNK, STREAM_PATH};
+    use http_body_util::BodyExt;
+
+    let fixture = Fixture::new().await;
+    let proxy = fixture.start_proxy(vec![fixture.route(API)]).await;
+    let (reply, stream) = fixture.connect(proxy, API_AUTHORITY).await;
+    assert_eq!(reply.status, 200);
+    let tls = tls_handshake(stream, fixture.agent_tls(&[b"http/1.1"]), API)
+        .await
+        .expect("TLS");
+    let io = hyper_util::rt::TokioIo::new(tls);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+
+    let response = sender
+        .send_request(get(STREAM_PATH, API))
+        .await
+        .expect("response head");
+    assert_eq!(response.status(), 200);
+    let mut body = response.into_body();
+    // The upstream holds its last chunk back until released, so a proxy that buffered
+    // the body would never deliver the first one; the timeout turns that hang into a
+    // failure instead of a stuck test.
+    let first = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
+        .await
+        .expect("the first chunk arrives while the upstream is still sending")
+        .expect("a frame")
+        .expect("no body error")
+        .into_data()
+        .expect("a data frame");
+    assert_eq!(&first[..], STREAM_FIRST_CHUNK);
+
+    fixture.server.release_stream();
+    let rest = body
+        .collect()
+        .await
+        .expect("the rest of the body")
+        .to_bytes();
+    assert_eq!(&rest[..], STREAM_LAST_CHUNK);
+}

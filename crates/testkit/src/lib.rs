@@ -12,5 +12,5 @@ mod server;
 pub use ca::{TestCa, client_config_from_pem, crypto_provider};
 pub use server::{
     REDIRECT_PATH, REDIRECT_TARGET, RecordedRequest, RecordingServer, RecordingServerThread,
-    RecordsHandle,
+    RecordsHandle, STREAM_FIRST_CHUNK, STREAM_LAST_CHUNK, STREAM_PATH,
 };

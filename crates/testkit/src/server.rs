@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body_util::channel::Channel;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -20,6 +22,16 @@ use crate::ca::TestCa;
 
 /// Path prefix that the server redirects to [`REDIRECT_TARGET`].
 pub const REDIRECT_PATH: &str = "/redirect";
+
+/// Path that the server answers with a streamed body: [`STREAM_FIRST_CHUNK`] at once,
+/// then [`STREAM_LAST_CHUNK`] only after [`RecordingServer::release_stream`].
+pub const STREAM_PATH: &str = "/stream";
+
+/// First chunk of the [`STREAM_PATH`] body.
+pub const STREAM_FIRST_CHUNK: &[u8] = b"first-chunk\n";
+
+/// Last chunk of the [`STREAM_PATH`] body.
+pub const STREAM_LAST_CHUNK: &[u8] = b"last-chunk\n";
 
 /// Redirect target of [`REDIRECT_PATH`]: a host that tests keep off every allowlist.
 pub const REDIRECT_TARGET: &str = "https://evil.example/landing";
@@ -69,7 +81,14 @@ impl RecordedRequest {
     }
 }
 
-type Records = Arc<Mutex<Vec<RecordedRequest>>>;
+/// State shared by the server's connections and its handles.
+#[derive(Debug, Default)]
+struct Shared {
+    requests: Mutex<Vec<RecordedRequest>>,
+    release_stream: tokio::sync::Notify,
+}
+
+type Records = Arc<Shared>;
 
 /// A recording server with an HTTPS and a plain HTTP listener on `127.0.0.1`, each on an
 /// ephemeral port. It runs on the current tokio runtime and stops when dropped.
@@ -127,9 +146,15 @@ impl RecordingServer {
     /// Returns a copy of every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.records
+            .requests
             .lock()
             .expect("records lock is never poisoned")
             .clone()
+    }
+
+    /// Lets the pending (or next) [`STREAM_PATH`] response send its last chunk.
+    pub fn release_stream(&self) {
+        self.records.release_stream.notify_one();
     }
 
     /// Returns a handle that reads the records, usable after the server moved elsewhere.
@@ -161,6 +186,7 @@ impl RecordsHandle {
     /// Returns a copy of every request received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.records
+            .requests
             .lock()
             .expect("records lock is never poisoned")
             .clone()
@@ -211,7 +237,7 @@ async fn record(
     tls: bool,
     sni: Option<String>,
     records: &Records,
-) -> Response<Full<Bytes>> {
+) -> Response<BoxBody<Bytes, Infallible>> {
     let is_websocket = request
         .headers()
         .get(http::header::UPGRADE)
@@ -244,7 +270,10 @@ async fn record(
         .collect();
 
     let count = {
-        let mut records = records.lock().expect("records lock is never poisoned");
+        let mut records = records
+            .requests
+            .lock()
+            .expect("records lock is never poisoned");
         records.push(RecordedRequest {
             tls,
             sni,
@@ -258,26 +287,44 @@ async fn record(
         records.len()
     };
 
+    if path.starts_with(STREAM_PATH) {
+        let (mut sender, body) = Channel::<Bytes>::new(1);
+        let records = records.clone();
+        tokio::spawn(async move {
+            let _ = sender
+                .send_data(Bytes::from_static(STREAM_FIRST_CHUNK))
+                .await;
+            records.release_stream.notified().await;
+            let _ = sender
+                .send_data(Bytes::from_static(STREAM_LAST_CHUNK))
+                .await;
+        });
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(http::header::CONTENT_TYPE, "text/plain")
+            .body(body.boxed())
+            .expect("static response parts are valid");
+    }
     if let Some(upgrade) = upgrade {
         tokio::spawn(echo_upgraded(upgrade));
         return Response::builder()
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(http::header::CONNECTION, "upgrade")
             .header(http::header::UPGRADE, "websocket")
-            .body(Full::new(Bytes::new()))
+            .body(Full::new(Bytes::new()).boxed())
             .expect("static response parts are valid");
     }
     if path.starts_with(REDIRECT_PATH) {
         return Response::builder()
             .status(StatusCode::FOUND)
             .header(http::header::LOCATION, REDIRECT_TARGET)
-            .body(Full::new(Bytes::from_static(b"{\"redirect\":true}")))
+            .body(Full::new(Bytes::from_static(b"{\"redirect\":true}")).boxed())
             .expect("static response parts are valid");
     }
     Response::builder()
         .status(StatusCode::OK)
         .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::from(format!("{{\"recorded\":{count}}}"))))
+        .body(Full::new(Bytes::from(format!("{{\"recorded\":{count}}}"))).boxed())
         .expect("static response parts are valid")
 }
 
