@@ -685,8 +685,8 @@ async fn client_distrusting_bottle_ca_gets_no_bypass() {
     let fixture = Fixture::new().await;
     let proxy = fixture.start_proxy(vec![fixture.route(API)]).await;
 
-    // A client that trusts only another CA (as a pinning client would) fails the
-    // handshake; the proxy must close the tunnel rather than fall back to relaying it.
+    // A client that trusts only another CA, as a pinning client does, fails the
+    // handshake. The proxy must then close the tunnel, never fall back to relaying it.
     let (reply, stream) = fixture.connect(proxy, API_AUTHORITY).await;
     assert_eq!(reply.status, 200);
     let other = bottle_testkit::TestCa::new("some other CA");
@@ -737,7 +737,7 @@ async fn response_streams_before_upstream_finishes() {
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     // The upstream holds its last chunk back until released, so a proxy that buffered
-    // the body would never deliver the first one; the timeout turns that hang into a
+    // the body would never deliver the first one. The timeout turns that hang into a
     // failure instead of a stuck test.
     let first = tokio::time::timeout(std::time::Duration::from_secs(10), body.frame())
         .await

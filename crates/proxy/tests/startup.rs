@@ -153,7 +153,7 @@ async fn failed_audit_log_refuses_traffic() {
     let proxy = listener.local_addr().expect("address");
     tokio::spawn(bottle_proxy::serve(config, listener));
 
-    // The first decision is answered, and its audit write fails.
+    // The first decision gets its response, and its audit write fails.
     let (reply, _) = connect_tunnel(proxy, "evil.example:443")
         .await
         .expect("CONNECT");

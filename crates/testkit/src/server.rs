@@ -23,7 +23,7 @@ use crate::ca::TestCa;
 /// Path prefix that the server redirects to [`REDIRECT_TARGET`].
 pub const REDIRECT_PATH: &str = "/redirect";
 
-/// Path that the server answers with a streamed body: [`STREAM_FIRST_CHUNK`] at once,
+/// Path whose response body is streamed: [`STREAM_FIRST_CHUNK`] at once,
 /// then [`STREAM_LAST_CHUNK`] only after [`RecordingServer::release_stream`].
 pub const STREAM_PATH: &str = "/stream";
 

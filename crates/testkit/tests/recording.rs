@@ -1,4 +1,4 @@
-//! The recording server answers and records over TLS and plain HTTP.
+//! The recording server replies to and records requests over TLS and plain HTTP.
 
 use bottle_testkit::client::{send_http1, tls_handshake};
 use bottle_testkit::{RecordingServer, RecordingServerThread, TestCa};

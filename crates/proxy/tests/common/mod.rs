@@ -27,7 +27,7 @@ pub const UPSTREAM_NAMES: &[&str] = &[
     "127.0.0.1",
 ];
 
-/// A synthetic token value; no real service knows it.
+/// A synthetic token value that no real service accepts.
 pub const TOKEN_VALUE: &str = "canary-token-7f3a9c2e51";
 
 /// The placeholder credential the agent holds.
@@ -63,7 +63,7 @@ impl Fixture {
         }
     }
 
-    /// A TLS route for `host` whose upstream is the recording server, trusted through
+    /// Returns a TLS route for `host` whose upstream is the recording server, trusted through
     /// `upstream_ca`.
     pub fn route(&self, host: &str) -> Route {
         Route {
@@ -78,7 +78,7 @@ impl Fixture {
         }
     }
 
-    /// A route for `host` that injects [`TOKEN_VALUE`] from token ref `API_TOKEN`.
+    /// Returns a route for `host` that injects [`TOKEN_VALUE`] from token ref `API_TOKEN`.
     pub fn token_route(&self, host: &str) -> Route {
         let mut route = self.route(host);
         route.auth = Some(Auth {
@@ -89,7 +89,7 @@ impl Fixture {
         route
     }
 
-    /// A plain HTTP route (port 80) for `host` whose upstream is the recording server.
+    /// Returns a plain HTTP route (port 80) for `host` whose upstream is the recording server.
     pub fn plain_route(&self, host: &str) -> Route {
         let mut route = self.route(host);
         route.port = 80;
@@ -125,7 +125,7 @@ impl Fixture {
         address
     }
 
-    /// A client configuration that trusts the bottle CA, as the agent's tools do.
+    /// Returns a client configuration that trusts the bottle CA, as the agent's tools do.
     pub fn agent_tls(&self, alpn: &[&[u8]]) -> Arc<ClientConfig> {
         bottle_testkit::client_config_from_pem(self.bottle_ca.cert_pem(), alpn)
     }
