@@ -1,0 +1,187 @@
+//! Decoding of base64 and percent-encoded runs of the input, so that the pattern
+//! detectors see what an encoded value hides.
+//!
+//! Each run is decoded once; decoded bytes are scanned but never decoded again, so the
+//! work is bounded by a small multiple of the input size whatever the nesting.
+
+use crate::encode::{decode_base64_lenient, has_percent_escape, is_base64_byte, percent_decode};
+use crate::finding::Encoding;
+
+/// The shortest base64 run that is decoded. 24 characters decode to 18 bytes; shorter
+/// runs cannot hold any token the rules describe.
+pub(crate) const MIN_BASE64_RUN: usize = 24;
+
+/// The shortest line after which a base64 run may continue on the next line, as in
+/// MIME (76 characters) and PEM (64) line wrapping.
+const MIN_WRAPPED_LINE: usize = 16;
+
+/// Maps spans of a decoded buffer back to the encoded bytes of the input.
+pub(crate) enum SpanMap<'a> {
+    /// Base64: `offsets[i]` is the input offset of the run's `i`-th base64 character,
+    /// and decoding started at character `alignment`.
+    Base64 { offsets: &'a [usize], alignment: usize },
+    /// Percent: the run starts at input offset `origin`; `escapes` lists the decoded
+    /// index of every `%XX` escape.
+    Percent { origin: usize, escapes: &'a [usize] },
+}
+
+impl SpanMap<'_> {
+    /// Returns the input span whose encoded bytes produced decoded bytes `start..end`.
+    pub(crate) fn to_input(&self, start: usize, end: usize) -> (usize, usize) {
+        debug_assert!(start < end, "spans are never empty");
+        match *self {
+            SpanMap::Base64 { offsets, alignment } => {
+                // Decoded byte j holds bits 8j..8j+8, carried by characters 8j/6 up to
+                // (8j+8)/6 rounded up.
+                let first = (alignment + 8 * start / 6).min(offsets.len() - 1);
+                let last = (alignment + (8 * end).div_ceil(6)).min(offsets.len());
+                (offsets[first], offsets[last - 1] + 1)
+            }
+            SpanMap::Percent { origin, escapes } => {
+                let input_offset = |index: usize| {
+                    let escapes_before = escapes.partition_point(|&escape| escape < index);
+                    origin + index + 2 * escapes_before
+                };
+                let last = end - 1;
+                let last_width = if escapes.binary_search(&last).is_ok() { 3 } else { 1 };
+                (input_offset(start), input_offset(last) + last_width)
+            }
+        }
+    }
+}
+
+/// Reusable buffers for decoding, so a scan allocates them once.
+#[derive(Default)]
+pub(crate) struct Decoder {
+    chars: Vec<u8>,
+    offsets: Vec<usize>,
+    decoded: Vec<u8>,
+    escapes: Vec<usize>,
+}
+
+impl Decoder {
+    /// Calls `visit` with each decoded view of `haystack`: every base64 run of at least
+    /// [`MIN_BASE64_RUN`] characters at each of its four alignments, then every
+    /// percent-encoded run that contains a valid escape.
+    pub(crate) fn for_each_view(
+        &mut self,
+        haystack: &[u8],
+        mut visit: impl FnMut(&[u8], &SpanMap<'_>, Encoding),
+    ) {
+        let mut i = 0;
+        while i < haystack.len() {
+            if !is_base64_byte(haystack[i]) {
+                i += 1;
+                continue;
+            }
+            i = self.collect_base64_run(haystack, i);
+            for alignment in 0..4 {
+                if self.chars.len() < alignment + MIN_BASE64_RUN {
+                    break;
+                }
+                decode_base64_lenient(&self.chars[alignment..], &mut self.decoded);
+                let map = SpanMap::Base64 { offsets: &self.offsets, alignment };
+                visit(&self.decoded, &map, Encoding::Base64);
+            }
+        }
+
+        for (origin, run) in percent_runs(haystack) {
+            if !has_percent_escape(run) {
+                continue;
+            }
+            percent_decode(run, &mut self.decoded, &mut self.escapes);
+            let map = SpanMap::Percent { origin, escapes: &self.escapes };
+            visit(&self.decoded, &map, Encoding::Percent);
+        }
+    }
+
+    /// Collects the base64 run starting at `start` into `chars` and `offsets`, following
+    /// it across line breaks after lines whose length is a multiple of 4; returns the
+    /// offset just past the run.
+    fn collect_base64_run(&mut self, haystack: &[u8], start: usize) -> usize {
+        self.chars.clear();
+        self.offsets.clear();
+        let mut i = start;
+        let mut line_len = 0;
+        while i < haystack.len() {
+            let byte = haystack[i];
+            if is_base64_byte(byte) {
+                self.chars.push(byte);
+                self.offsets.push(i);
+                line_len += 1;
+                i += 1;
+                continue;
+            }
+
+            let newline_len = match &haystack[i..] {
+                [b'\n', ..] => 1,
+                [b'\r', b'\n', ..] => 2,
+                _ => 0,
+            };
+            let wrapped = newline_len > 0
+                && line_len >= MIN_WRAPPED_LINE
+                && line_len % 4 == 0
+                && haystack.get(i + newline_len).is_some_and(|&next| is_base64_byte(next));
+            if !wrapped {
+                break;
+            }
+            i += newline_len;
+            line_len = 0;
+        }
+        i
+    }
+}
+
+/// Returns whether `byte` ends a URL-like run: whitespace, controls, quotes, angle
+/// brackets and non-ASCII bytes.
+fn ends_percent_run(byte: u8) -> bool {
+    !byte.is_ascii_graphic() || matches!(byte, b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\')
+}
+
+/// Returns each maximal run of URL-like bytes with its offset.
+fn percent_runs(haystack: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+    let mut offset = 0;
+    haystack.split(|&byte| ends_percent_run(byte)).filter_map(move |run| {
+        let start = offset;
+        offset += run.len() + 1;
+        (!run.is_empty()).then_some((start, run))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_span_maps_to_characters() {
+        let offsets: Vec<usize> = (10..42).collect();
+        let map = SpanMap::Base64 { offsets: &offsets, alignment: 0 };
+        assert_eq!(map.to_input(0, 3), (10, 14));
+        assert_eq!(map.to_input(3, 6), (14, 18));
+        assert_eq!(map.to_input(1, 2), (11, 13));
+    }
+
+    #[test]
+    fn percent_span_skips_escapes() {
+        // "a%41b%42c" decodes to "aAbBc" with escapes at 1 and 3.
+        let map = SpanMap::Percent { origin: 5, escapes: &[1, 3] };
+        assert_eq!(map.to_input(0, 1), (5, 6));
+        assert_eq!(map.to_input(1, 2), (6, 9));
+        assert_eq!(map.to_input(2, 5), (9, 14));
+    }
+
+    #[test]
+    fn percent_runs_split_on_whitespace_and_quotes() {
+        let runs: Vec<_> = percent_runs(b"a=b%20c \"x%41\" y").collect();
+        assert_eq!(runs, vec![(0, &b"a=b%20c"[..]), (9, &b"x%41"[..]), (15, &b"y"[..])]);
+    }
+
+    #[test]
+    fn wrapped_base64_is_one_run() {
+        let text = b"QUJDREVGR0hJSktMTU5PUFFS\nU1RVVldYWVo=";
+        let mut decoder = Decoder::default();
+        let mut views = Vec::new();
+        decoder.for_each_view(text, |decoded, _, _| views.push(decoded.to_vec()));
+        assert_eq!(views[0], b"ABCDEFGHIJKLMNOPQRSTUVWXYZ");
+    }
+}

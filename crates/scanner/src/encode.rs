@@ -1,0 +1,201 @@
+//! Encoders that produce the forms a known secret is searched in, and the lenient
+//! decoders used to rescan encoded runs of the input.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+
+/// Encodes `bytes` as lower-case hexadecimal.
+pub(crate) fn hex_lower(bytes: &[u8]) -> Vec<u8> {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(bytes.len() * 2);
+    for &byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)]);
+        out.push(DIGITS[usize::from(byte & 0x0f)]);
+    }
+    out
+}
+
+/// Which base64 alphabet to encode with.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Alphabet {
+    /// RFC 4648 section 4: `+` and `/`.
+    Standard,
+    /// RFC 4648 section 5: `-` and `_`.
+    UrlSafe,
+}
+
+/// Returns the base64 characters that depend only on `bytes`, for each of the three
+/// positions `bytes` can take relative to a 3-byte group of a longer encoded message.
+///
+/// A base64 character covers 6 bits, so the characters at either edge of an embedded
+/// value mix its bits with those of its neighbours. Dropping those edge characters
+/// leaves a fragment that appears in the encoding of any message containing `bytes` at
+/// that alignment, whatever surrounds it.
+pub(crate) fn base64_fragments(bytes: &[u8], alphabet: Alphabet) -> [Vec<u8>; 3] {
+    std::array::from_fn(|offset| {
+        let mut message = vec![0u8; offset];
+        message.extend_from_slice(bytes);
+        let encoded = match alphabet {
+            Alphabet::Standard => STANDARD_NO_PAD.encode(&message),
+            Alphabet::UrlSafe => URL_SAFE_NO_PAD.encode(&message),
+        };
+
+        // Character i covers bits 6i..6i+6 of the message; the value occupies bits
+        // 8 * offset .. 8 * (offset + len).
+        let first = (8 * offset).div_ceil(6);
+        let last = 8 * (offset + bytes.len()) / 6;
+        encoded.as_bytes()[first.min(last)..last].to_vec()
+    })
+}
+
+/// Percent-encodes every byte outside the RFC 3986 unreserved set (`A-Z a-z 0-9 - . _ ~`).
+///
+/// `upper_hex` picks the case of the hex digits; `space_as_plus` writes a space as `+`, as
+/// HTML form encoding does, instead of `%20`.
+pub(crate) fn percent_encode(bytes: &[u8], upper_hex: bool, space_as_plus: bool) -> Vec<u8> {
+    let digits: &[u8; 16] = if upper_hex { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let mut out = Vec::with_capacity(bytes.len() * 3);
+    for &byte in bytes {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte);
+        } else if byte == b' ' && space_as_plus {
+            out.push(b'+');
+        } else {
+            out.push(b'%');
+            out.push(digits[usize::from(byte >> 4)]);
+            out.push(digits[usize::from(byte & 0x0f)]);
+        }
+    }
+    out
+}
+
+/// Returns whether `byte` belongs to the standard or the URL-safe base64 alphabet.
+pub(crate) fn is_base64_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_')
+}
+
+fn base64_value(byte: u8) -> u8 {
+    match byte {
+        b'A'..=b'Z' => byte - b'A',
+        b'a'..=b'z' => byte - b'a' + 26,
+        b'0'..=b'9' => byte - b'0' + 52,
+        b'+' | b'-' => 62,
+        _ => 63,
+    }
+}
+
+/// Decodes base64 characters of either alphabet, without padding, into `out`.
+///
+/// Every byte of `chars` must satisfy [`is_base64_byte`]. Trailing bits that do not fill
+/// a byte are dropped, so any run decodes; the result has `len * 6 / 8` bytes.
+pub(crate) fn decode_base64_lenient(chars: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    out.reserve(chars.len() * 3 / 4);
+    let mut buffer: u32 = 0;
+    let mut bits = 0u32;
+    for &byte in chars {
+        buffer = (buffer << 6) | u32::from(base64_value(byte));
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(u8::try_from((buffer >> bits) & 0xff).expect("masked to 8 bits"));
+        }
+    }
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Returns whether `run` contains at least one valid `%XX` escape.
+pub(crate) fn has_percent_escape(run: &[u8]) -> bool {
+    run.windows(3)
+        .any(|w| w[0] == b'%' && hex_value(w[1]).is_some() && hex_value(w[2]).is_some())
+}
+
+/// Percent-decodes `run` into `out` (`%XX` to a byte, `+` to a space) and records in
+/// `escapes` the output index of every decoded `%XX` escape, in ascending order.
+///
+/// A `%` that does not start a valid escape is kept as is.
+pub(crate) fn percent_decode(run: &[u8], out: &mut Vec<u8>, escapes: &mut Vec<usize>) {
+    out.clear();
+    escapes.clear();
+    let mut i = 0;
+    while i < run.len() {
+        let byte = run[i];
+        if byte == b'%' && i + 2 < run.len() {
+            if let (Some(high), Some(low)) = (hex_value(run[i + 1]), hex_value(run[i + 2])) {
+                escapes.push(out.len());
+                out.push((high << 4) | low);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(if byte == b'+' { b' ' } else { byte });
+        i += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_lower_encodes_each_byte() {
+        assert_eq!(hex_lower(b"\x00\xff\x1a"), b"00ff1a");
+    }
+
+    #[test]
+    fn base64_fragments_appear_in_longer_messages() {
+        let value = b"secret-value-42";
+        for alphabet in [Alphabet::Standard, Alphabet::UrlSafe] {
+            let fragments = base64_fragments(value, alphabet);
+            for prefix_len in 0..6 {
+                let mut message = b"xyzuvw"[..prefix_len].to_vec();
+                message.extend_from_slice(value);
+                message.extend_from_slice(b"tail");
+                let encoded = match alphabet {
+                    Alphabet::Standard => STANDARD_NO_PAD.encode(&message),
+                    Alphabet::UrlSafe => URL_SAFE_NO_PAD.encode(&message),
+                };
+                let fragment = &fragments[prefix_len % 3];
+                assert!(fragment.len() >= 18, "fragment too short: {}", fragment.len());
+                assert!(
+                    encoded.as_bytes().windows(fragment.len()).any(|w| w == fragment),
+                    "prefix {prefix_len} {alphabet:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn percent_encode_keeps_unreserved() {
+        assert_eq!(percent_encode(b"a-b c/~", true, true), b"a-b+c%2F~");
+        assert_eq!(percent_encode(b"a b/", false, false), b"a%20b%2f");
+    }
+
+    #[test]
+    fn lenient_base64_decodes_both_alphabets() {
+        let mut out = Vec::new();
+        decode_base64_lenient(b"aGk-Pj8_fn5-", &mut out);
+        assert_eq!(out, b"hi>>??~~~");
+        decode_base64_lenient(b"aGk+Pj8/fn5+", &mut out);
+        assert_eq!(out, b"hi>>??~~~");
+        decode_base64_lenient(b"aGVsbG8", &mut out);
+        assert_eq!(out, b"hello");
+    }
+
+    #[test]
+    fn percent_decode_records_escapes() {
+        let mut out = Vec::new();
+        let mut escapes = Vec::new();
+        percent_decode(b"a%41+%zz%4", &mut out, &mut escapes);
+        assert_eq!(out, b"aA %zz%4");
+        assert_eq!(escapes, vec![1]);
+    }
+}

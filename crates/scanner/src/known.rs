@@ -1,0 +1,234 @@
+//! Matching of known secret values in raw, encoded and separator-split forms.
+//!
+//! Every value is expanded once, at construction, into all the byte strings it can
+//! appear as: itself, base64 and base64url fragments for each alignment, percent-encoded
+//! forms, and hex. Aho-Corasick automata then find all of them in one linear pass.
+//! Split forms are found by removing separator characters from both the patterns and a
+//! copy of the input, and mapping match offsets back through the copy's index map.
+
+use std::collections::HashSet;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use crate::ScannerError;
+use crate::encode::{Alphabet, base64_fragments, hex_lower, percent_encode};
+use crate::finding::Encoding;
+
+/// The shortest known secret, in bytes, that is searched for.
+///
+/// Shorter values occur by chance in ordinary text and in encoded data (any 6-byte value
+/// has base64 fragments of only 6 characters), so matching them would flag most traffic.
+/// Values this short are not strong secrets anyway.
+pub const MIN_KNOWN_SECRET_LEN: usize = 8;
+
+/// A match of a known secret in a scanned buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct KnownMatch {
+    pub start: usize,
+    pub end: usize,
+    pub encoding: Encoding,
+}
+
+/// An automaton and the encoding each of its patterns stands for.
+struct Automaton {
+    searcher: AhoCorasick,
+    encodings: Vec<Encoding>,
+}
+
+impl Automaton {
+    fn build(
+        patterns: Vec<(Vec<u8>, Encoding)>,
+        ignore_case: bool,
+    ) -> Result<Option<Automaton>, ScannerError> {
+        if patterns.is_empty() {
+            return Ok(None);
+        }
+        let (bytes, encodings): (Vec<Vec<u8>>, Vec<Encoding>) = patterns.into_iter().unzip();
+        let searcher = AhoCorasick::builder()
+            .match_kind(MatchKind::LeftmostLongest)
+            .ascii_case_insensitive(ignore_case)
+            .build(&bytes)
+            .map_err(|source| ScannerError::Automaton { source })?;
+        Ok(Some(Automaton { searcher, encodings }))
+    }
+
+    fn find(&self, haystack: &[u8], mut report: impl FnMut(usize, usize, Encoding)) {
+        for hit in self.searcher.find_iter(haystack) {
+            report(hit.start(), hit.end(), self.encodings[hit.pattern().as_usize()]);
+        }
+    }
+}
+
+/// Patterns collected without duplicates; the first encoding given for a pattern wins.
+#[derive(Default)]
+struct PatternList {
+    seen: HashSet<Vec<u8>>,
+    patterns: Vec<(Vec<u8>, Encoding)>,
+}
+
+impl PatternList {
+    fn add(&mut self, pattern: Vec<u8>, encoding: Encoding) {
+        if pattern.len() >= MIN_KNOWN_SECRET_LEN && self.seen.insert(pattern.clone()) {
+            self.patterns.push((pattern, encoding));
+        }
+    }
+}
+
+/// The compiled known secrets of one scanner.
+pub(crate) struct KnownSecrets {
+    /// Raw, base64 and percent-encoded forms, matched exactly.
+    exact: Option<Automaton>,
+    /// Lower-case hex forms, matched without regard to ASCII case.
+    hex: Option<Automaton>,
+    /// The exact forms with separators removed, matched against a separator-free copy.
+    stripped: Option<Automaton>,
+    /// Number of values compiled in.
+    count: usize,
+}
+
+impl KnownSecrets {
+    pub(crate) fn compile<S: AsRef<str>>(values: &[S]) -> Result<KnownSecrets, ScannerError> {
+        let mut exact = PatternList::default();
+        let mut hex = PatternList::default();
+        let mut count = 0;
+
+        for value in values {
+            let value = value.as_ref().as_bytes();
+            if value.len() < MIN_KNOWN_SECRET_LEN {
+                continue;
+            }
+            count += 1;
+            exact.add(value.to_vec(), Encoding::Raw);
+            for alphabet in [Alphabet::Standard, Alphabet::UrlSafe] {
+                for fragment in base64_fragments(value, alphabet) {
+                    exact.add(fragment, Encoding::Base64);
+                }
+            }
+            for upper_hex in [true, false] {
+                for space_as_plus in [true, false] {
+                    let encoded = percent_encode(value, upper_hex, space_as_plus);
+                    if encoded != value {
+                        exact.add(encoded, Encoding::Percent);
+                    }
+                }
+            }
+            hex.add(hex_lower(value), Encoding::Hex);
+        }
+
+        let mut stripped = PatternList::default();
+        for (pattern, _) in &exact.patterns {
+            stripped.add(strip_separators(pattern), Encoding::Separated);
+        }
+
+        Ok(KnownSecrets {
+            exact: Automaton::build(exact.patterns, false)?,
+            hex: Automaton::build(hex.patterns, true)?,
+            stripped: Automaton::build(stripped.patterns, false)?,
+            count,
+        })
+    }
+
+    pub(crate) fn count(&self) -> usize {
+        self.count
+    }
+
+    /// Appends every raw, base64, percent-encoded and hex match in `haystack` to `out`.
+    pub(crate) fn find_exact(&self, haystack: &[u8], out: &mut Vec<KnownMatch>) {
+        let mut report = |start, end, encoding| out.push(KnownMatch { start, end, encoding });
+        if let Some(exact) = &self.exact {
+            exact.find(haystack, &mut report);
+        }
+        if let Some(hex) = &self.hex {
+            hex.find(haystack, &mut report);
+        }
+    }
+
+    /// Appends every match found after removing separators from `haystack` to `out`, with
+    /// offsets of `haystack`. Forms found by [`KnownSecrets::find_exact`] are found here
+    /// too, so callers merge overlapping matches.
+    pub(crate) fn find_separated(&self, haystack: &[u8], out: &mut Vec<KnownMatch>) {
+        if self.stripped.is_none() && self.hex.is_none() {
+            return;
+        }
+        let (copy, offsets) = strip_with_offsets(haystack);
+        let mut report = |start: usize, end: usize, _| {
+            out.push(KnownMatch {
+                start: offsets[start] as usize,
+                end: offsets[end - 1] as usize + 1,
+                encoding: Encoding::Separated,
+            });
+        };
+        if let Some(stripped) = &self.stripped {
+            stripped.find(&copy, &mut report);
+        }
+        if let Some(hex) = &self.hex {
+            hex.find(&copy, &mut report);
+        }
+    }
+}
+
+/// Returns whether `byte` is a separator that a split secret may carry between its
+/// characters: ASCII whitespace, quotes, and `-_.:/,|+`.
+///
+/// Quotes and `+` are separators so that `"abcd" + "efgh"` string concatenation is seen
+/// as `abcdefgh`.
+fn is_separator(byte: u8) -> bool {
+    byte.is_ascii_whitespace()
+        || matches!(
+            byte,
+            b'-' | b'_' | b'.' | b':' | b'/' | b',' | b'|' | b'"' | b'\'' | b'+' | b'\x0b'
+        )
+}
+
+/// Returns the length of the separator at the start of `bytes`: 1 for a separator byte,
+/// 2 for a `\n`, `\r` or `\t` escape as written in JSON or C strings, 0 otherwise.
+fn separator_len(bytes: &[u8]) -> usize {
+    match bytes {
+        [b'\\', b'n' | b'r' | b't', ..] => 2,
+        [byte, ..] if is_separator(*byte) => 1,
+        _ => 0,
+    }
+}
+
+fn strip_separators(bytes: &[u8]) -> Vec<u8> {
+    strip_with_offsets(bytes).0
+}
+
+/// Returns `bytes` without separators, and the offset in `bytes` of each kept byte.
+///
+/// Offsets are `u32` to halve the map's size; the scanner calls this on windows far
+/// smaller than 4 GiB.
+fn strip_with_offsets(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
+    let mut copy = Vec::with_capacity(bytes.len());
+    let mut offsets = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let skip = separator_len(&bytes[i..]);
+        if skip > 0 {
+            i += skip;
+            continue;
+        }
+        copy.push(bytes[i]);
+        offsets.push(u32::try_from(i).expect("scan windows are smaller than 4 GiB"));
+        i += 1;
+    }
+    (copy, offsets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_removes_separators_and_escapes() {
+        let (copy, offsets) = strip_with_offsets(b"a-b\\nc d");
+        assert_eq!(copy, b"abcd");
+        assert_eq!(offsets, vec![0, 2, 5, 7]);
+    }
+
+    #[test]
+    fn short_values_are_ignored() {
+        let known = KnownSecrets::compile(&["", "short", "12345678"]).expect("compiles");
+        assert_eq!(known.count(), 1);
+    }
+}

@@ -1,0 +1,290 @@
+//! The [`Scanner`]: runs the detectors over an input in bounded windows and merges what
+//! they report into findings.
+
+use std::cmp::Reverse;
+use std::fmt;
+
+use crate::ScannerError;
+use crate::decode::{Decoder, SpanMap};
+use crate::finding::{Detector, Encoding, Finding, RuleId};
+use crate::known::{KnownMatch, KnownSecrets};
+use crate::patterns::{PATTERNS, RuleMatch};
+
+/// Bytes of input scanned per window. Windows bound the scan's working memory (the
+/// separator-free copy, its offset map and decoded runs) to a few times this size.
+const WINDOW: usize = 4 * 1024 * 1024;
+
+/// Bytes by which consecutive windows overlap. A match no longer than this is seen whole
+/// in at least one window; it exceeds the longest private key block the rules accept
+/// (64 KiB of body), the longest token, and a known secret split with several
+/// separator bytes per character up to a few kilobytes.
+const OVERLAP: usize = 256 * 1024;
+
+/// A compiled set of detectors: the built-in rules and this scanner's known secrets.
+///
+/// Build one per set of known secrets and share it; scanning takes `&self`, and the type
+/// is `Send + Sync`. The built-in rules are compiled once per process and shared by all
+/// scanners. `Debug` shows how many secrets were compiled in, never their values.
+pub struct Scanner {
+    known: KnownSecrets,
+    window: usize,
+    overlap: usize,
+}
+
+impl fmt::Debug for Scanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scanner").field("known_secrets", &self.known.count()).finish()
+    }
+}
+
+impl Default for Scanner {
+    /// Returns a scanner with the built-in rules and no known secrets.
+    fn default() -> Scanner {
+        Scanner::new::<&str>(&[])
+    }
+}
+
+/// One detector match before merging, with input offsets.
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    rule: RuleId,
+    detector: Detector,
+    encoding: Encoding,
+    start: usize,
+    end: usize,
+}
+
+impl Hit {
+    fn from_known(found: KnownMatch, base: usize) -> Hit {
+        Hit {
+            rule: RuleId::KNOWN_SECRET,
+            detector: Detector::KnownSecrets,
+            encoding: found.encoding,
+            start: base + found.start,
+            end: base + found.end,
+        }
+    }
+
+    fn from_rule(found: RuleMatch, encoding: Encoding, start: usize, end: usize) -> Hit {
+        Hit { rule: found.rule, detector: found.detector, encoding, start, end }
+    }
+}
+
+impl Scanner {
+    /// Compiles a scanner for `known_secrets` plus the built-in rules.
+    ///
+    /// Values shorter than [`MIN_KNOWN_SECRET_LEN`](crate::MIN_KNOWN_SECRET_LEN) bytes,
+    /// the empty one included, are ignored. Use [`Scanner::try_new`] to handle a failure
+    /// instead of panicking.
+    ///
+    /// # Panics
+    ///
+    /// If the automaton over all encoded forms of the values exceeds the Aho-Corasick
+    /// size limits, which takes hundreds of megabytes of secret material.
+    pub fn new<S: AsRef<str>>(known_secrets: &[S]) -> Scanner {
+        Scanner::try_new(known_secrets)
+            .expect("known secrets of a bottle fit the automaton's size limits")
+    }
+
+    /// Compiles a scanner like [`Scanner::new`], returning an error instead of panicking
+    /// when the known secrets do not fit the automaton.
+    pub fn try_new<S: AsRef<str>>(known_secrets: &[S]) -> Result<Scanner, ScannerError> {
+        Ok(Scanner { known: KnownSecrets::compile(known_secrets)?, window: WINDOW, overlap: OVERLAP })
+    }
+
+    /// Returns how many known secrets were compiled in (values too short are not counted).
+    pub fn known_secret_count(&self) -> usize {
+        self.known.count()
+    }
+
+    /// Scans `bytes` with every detector.
+    pub fn scan(&self, bytes: &[u8]) -> Vec<Finding> {
+        self.scan_with(bytes, &Detector::ALL)
+    }
+
+    /// Scans `bytes` with the given detectors only; an empty list finds nothing.
+    ///
+    /// Findings are sorted by start offset. Matches of the same secret in overlapping
+    /// forms are merged into one finding; a pattern match contained in another match of
+    /// the same detector is dropped.
+    pub fn scan_with(&self, bytes: &[u8], detectors: &[Detector]) -> Vec<Finding> {
+        let known = detectors.contains(&Detector::KnownSecrets) && self.known.count() > 0;
+        let tokens = detectors.contains(&Detector::TokenPatterns);
+        let keys = detectors.contains(&Detector::PrivateKeys);
+        if !(known || tokens || keys) {
+            return Vec::new();
+        }
+
+        let mut hits = Vec::new();
+        let mut decoder = Decoder::default();
+        let mut start = 0;
+        loop {
+            let end = bytes.len().min(start + self.window + self.overlap);
+            let window = Window { known, tokens, keys, base: start };
+            self.scan_window(&bytes[start..end], &window, &mut decoder, &mut hits);
+            if end == bytes.len() {
+                break;
+            }
+            start += self.window;
+        }
+
+        let mut findings = merge(hits);
+        assign_lines(bytes, &mut findings);
+        findings
+    }
+
+    fn scan_window(
+        &self,
+        haystack: &[u8],
+        window: &Window,
+        decoder: &mut Decoder,
+        hits: &mut Vec<Hit>,
+    ) {
+        let base = window.base;
+        let mut known_matches = Vec::new();
+        let mut rule_matches = Vec::new();
+
+        if window.known {
+            self.known.find_exact(haystack, &mut known_matches);
+            self.known.find_separated(haystack, &mut known_matches);
+        }
+        PATTERNS.scan(haystack, window.tokens, window.keys, &mut rule_matches);
+        hits.extend(known_matches.drain(..).map(|found| Hit::from_known(found, base)));
+        hits.extend(rule_matches.drain(..).map(|found| {
+            Hit::from_rule(found, Encoding::Raw, base + found.start, base + found.end)
+        }));
+
+        decoder.for_each_view(haystack, |decoded, map: &SpanMap<'_>, encoding| {
+            if window.known {
+                self.known.find_exact(decoded, &mut known_matches);
+            }
+            PATTERNS.scan(decoded, window.tokens, window.keys, &mut rule_matches);
+
+            for found in known_matches.drain(..) {
+                let (start, end) = map.to_input(found.start, found.end);
+                hits.push(Hit {
+                    rule: RuleId::KNOWN_SECRET,
+                    detector: Detector::KnownSecrets,
+                    encoding,
+                    start: base + start,
+                    end: base + end,
+                });
+            }
+            for found in rule_matches.drain(..) {
+                let (start, end) = map.to_input(found.start, found.end);
+                hits.push(Hit::from_rule(found, encoding, base + start, base + end));
+            }
+        });
+    }
+
+    #[cfg(test)]
+    fn with_window(mut self, window: usize, overlap: usize) -> Scanner {
+        self.window = window;
+        self.overlap = overlap;
+        self
+    }
+}
+
+/// What one window scan runs, and where the window starts in the input.
+struct Window {
+    known: bool,
+    tokens: bool,
+    keys: bool,
+    base: usize,
+}
+
+/// Merges raw hits into findings: known-secret hits that overlap or touch become one
+/// finding covering all of them; a pattern hit inside another hit of the same detector
+/// (a duplicate from an overlapping window or a decoded view) is dropped.
+fn merge(mut hits: Vec<Hit>) -> Vec<Finding> {
+    // Longest first at equal starts, and specific rules before the generic one, so the
+    // containment check keeps the most informative finding.
+    hits.sort_by_key(|hit| {
+        (hit.start, Reverse(hit.end), hit.rule == "generic-secret", hit.encoding, hit.detector)
+    });
+
+    let mut findings: Vec<Finding> = Vec::with_capacity(hits.len());
+    let mut known_last: Option<usize> = None;
+    let mut covered_until = [0usize; 3];
+    for hit in hits {
+        if hit.detector == Detector::KnownSecrets {
+            if let Some(index) = known_last {
+                let merged = &mut findings[index];
+                if hit.start <= merged.end {
+                    merged.end = merged.end.max(hit.end);
+                    continue;
+                }
+            }
+            known_last = Some(findings.len());
+        } else {
+            let covered = &mut covered_until[hit.detector as usize];
+            if hit.end <= *covered {
+                continue;
+            }
+            *covered = hit.end;
+        }
+
+        findings.push(Finding {
+            rule: hit.rule,
+            detector: hit.detector,
+            encoding: hit.encoding,
+            start: hit.start,
+            end: hit.end,
+            line: 0,
+        });
+    }
+    findings
+}
+
+/// Sets each finding's 1-based line number; `findings` must be sorted by start.
+fn assign_lines(bytes: &[u8], findings: &mut [Finding]) {
+    let mut line = 1;
+    let mut counted_to = 0;
+    for finding in findings {
+        let start = finding.start.min(bytes.len());
+        line += bytes[counted_to..start].iter().filter(|&&byte| byte == b'\n').count();
+        counted_to = start;
+        finding.line = line;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "Zq8vN3kLp0Xa7Rt2";
+
+    #[test]
+    fn scanner_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Scanner>();
+    }
+
+    #[test]
+    fn debug_hides_known_secrets() {
+        let scanner = Scanner::new(&[SECRET]);
+        let debug = format!("{scanner:?}");
+        assert!(!debug.contains(SECRET), "{debug}");
+        assert!(debug.contains("known_secrets: 1"), "{debug}");
+    }
+
+    #[test]
+    fn findings_across_window_edges_are_found_once() {
+        let scanner = Scanner::new(&[SECRET]).with_window(64, 48);
+        let mut input = vec![b'.'; 50];
+        input.extend_from_slice(SECRET.as_bytes());
+        input.extend_from_slice(&[b' '; 100]);
+        input.extend_from_slice(SECRET.as_bytes());
+        let findings = scanner.scan(&input);
+        let spans: Vec<_> = findings.iter().map(Finding::range).collect();
+        assert_eq!(spans, vec![50..66, 166..182]);
+    }
+
+    #[test]
+    fn lines_are_one_based() {
+        let scanner = Scanner::new(&[SECRET]);
+        let input = format!("a\nb\n{SECRET}\n{SECRET}");
+        let lines: Vec<_> = scanner.scan(input.as_bytes()).iter().map(|f| f.line).collect();
+        assert_eq!(lines, vec![3, 4]);
+    }
+}
