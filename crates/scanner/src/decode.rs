@@ -19,7 +19,10 @@ const MIN_WRAPPED_LINE: usize = 16;
 pub(crate) enum SpanMap<'a> {
     /// Base64: `offsets[i]` is the input offset of the run's `i`-th base64 character,
     /// and decoding started at character `alignment`.
-    Base64 { offsets: &'a [usize], alignment: usize },
+    Base64 {
+        offsets: &'a [usize],
+        alignment: usize,
+    },
     /// Percent: the run starts at input offset `origin`; `escapes` lists the decoded
     /// index of every `%XX` escape.
     Percent { origin: usize, escapes: &'a [usize] },
@@ -43,7 +46,11 @@ impl SpanMap<'_> {
                     origin + index + 2 * escapes_before
                 };
                 let last = end - 1;
-                let last_width = if escapes.binary_search(&last).is_ok() { 3 } else { 1 };
+                let last_width = if escapes.binary_search(&last).is_ok() {
+                    3
+                } else {
+                    1
+                };
                 (input_offset(start), input_offset(last) + last_width)
             }
         }
@@ -80,7 +87,10 @@ impl Decoder {
                     break;
                 }
                 decode_base64_lenient(&self.chars[alignment..], &mut self.decoded);
-                let map = SpanMap::Base64 { offsets: &self.offsets, alignment };
+                let map = SpanMap::Base64 {
+                    offsets: &self.offsets,
+                    alignment,
+                };
                 visit(&self.decoded, &map, Encoding::Base64);
             }
         }
@@ -90,7 +100,10 @@ impl Decoder {
                 continue;
             }
             percent_decode(run, &mut self.decoded, &mut self.escapes);
-            let map = SpanMap::Percent { origin, escapes: &self.escapes };
+            let map = SpanMap::Percent {
+                origin,
+                escapes: &self.escapes,
+            };
             visit(&self.decoded, &map, Encoding::Percent);
         }
     }
@@ -121,7 +134,9 @@ impl Decoder {
             let wrapped = newline_len > 0
                 && line_len >= MIN_WRAPPED_LINE
                 && line_len % 4 == 0
-                && haystack.get(i + newline_len).is_some_and(|&next| is_base64_byte(next));
+                && haystack
+                    .get(i + newline_len)
+                    .is_some_and(|&next| is_base64_byte(next));
             if !wrapped {
                 break;
             }
@@ -141,11 +156,13 @@ fn ends_percent_run(byte: u8) -> bool {
 /// Returns each maximal run of URL-like bytes with its offset.
 fn percent_runs(haystack: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
     let mut offset = 0;
-    haystack.split(|&byte| ends_percent_run(byte)).filter_map(move |run| {
-        let start = offset;
-        offset += run.len() + 1;
-        (!run.is_empty()).then_some((start, run))
-    })
+    haystack
+        .split(|&byte| ends_percent_run(byte))
+        .filter_map(move |run| {
+            let start = offset;
+            offset += run.len() + 1;
+            (!run.is_empty()).then_some((start, run))
+        })
 }
 
 #[cfg(test)]
@@ -155,7 +172,10 @@ mod tests {
     #[test]
     fn base64_span_maps_to_characters() {
         let offsets: Vec<usize> = (10..42).collect();
-        let map = SpanMap::Base64 { offsets: &offsets, alignment: 0 };
+        let map = SpanMap::Base64 {
+            offsets: &offsets,
+            alignment: 0,
+        };
         assert_eq!(map.to_input(0, 3), (10, 14));
         assert_eq!(map.to_input(3, 6), (14, 18));
         assert_eq!(map.to_input(1, 2), (11, 13));
@@ -164,7 +184,10 @@ mod tests {
     #[test]
     fn percent_span_skips_escapes() {
         // "a%41b%42c" decodes to "aAbBc" with escapes at 1 and 3.
-        let map = SpanMap::Percent { origin: 5, escapes: &[1, 3] };
+        let map = SpanMap::Percent {
+            origin: 5,
+            escapes: &[1, 3],
+        };
         assert_eq!(map.to_input(0, 1), (5, 6));
         assert_eq!(map.to_input(1, 2), (6, 9));
         assert_eq!(map.to_input(2, 5), (9, 14));
@@ -173,7 +196,10 @@ mod tests {
     #[test]
     fn percent_runs_split_on_whitespace_and_quotes() {
         let runs: Vec<_> = percent_runs(b"a=b%20c \"x%41\" y").collect();
-        assert_eq!(runs, vec![(0, &b"a=b%20c"[..]), (9, &b"x%41"[..]), (15, &b"y"[..])]);
+        assert_eq!(
+            runs,
+            vec![(0, &b"a=b%20c"[..]), (9, &b"x%41"[..]), (15, &b"y"[..])]
+        );
     }
 
     #[test]

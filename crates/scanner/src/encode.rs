@@ -53,7 +53,11 @@ pub(crate) fn base64_fragments(bytes: &[u8], alphabet: Alphabet) -> [Vec<u8>; 3]
 /// `upper_hex` picks the case of the hex digits; `space_as_plus` writes a space as `+`, as
 /// HTML form encoding does, instead of `%20`.
 pub(crate) fn percent_encode(bytes: &[u8], upper_hex: bool, space_as_plus: bool) -> Vec<u8> {
-    let digits: &[u8; 16] = if upper_hex { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+    let digits: &[u8; 16] = if upper_hex {
+        b"0123456789ABCDEF"
+    } else {
+        b"0123456789abcdef"
+    };
     let mut out = Vec::with_capacity(bytes.len() * 3);
     for &byte in bytes {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
@@ -128,13 +132,15 @@ pub(crate) fn percent_decode(run: &[u8], out: &mut Vec<u8>, escapes: &mut Vec<us
     let mut i = 0;
     while i < run.len() {
         let byte = run[i];
-        if byte == b'%' && i + 2 < run.len() {
-            if let (Some(high), Some(low)) = (hex_value(run[i + 1]), hex_value(run[i + 2])) {
-                escapes.push(out.len());
-                out.push((high << 4) | low);
-                i += 3;
-                continue;
-            }
+        let escaped = match run.get(i + 1..i + 3) {
+            Some(&[high, low]) if byte == b'%' => hex_value(high).zip(hex_value(low)),
+            _ => None,
+        };
+        if let Some((high, low)) = escaped {
+            escapes.push(out.len());
+            out.push((high << 4) | low);
+            i += 3;
+            continue;
         }
         out.push(if byte == b'+' { b' ' } else { byte });
         i += 1;
@@ -164,9 +170,16 @@ mod tests {
                     Alphabet::UrlSafe => URL_SAFE_NO_PAD.encode(&message),
                 };
                 let fragment = &fragments[prefix_len % 3];
-                assert!(fragment.len() >= 18, "fragment too short: {}", fragment.len());
                 assert!(
-                    encoded.as_bytes().windows(fragment.len()).any(|w| w == fragment),
+                    fragment.len() >= 18,
+                    "fragment too short: {}",
+                    fragment.len()
+                );
+                assert!(
+                    encoded
+                        .as_bytes()
+                        .windows(fragment.len())
+                        .any(|w| w == fragment),
                     "prefix {prefix_len} {alphabet:?}"
                 );
             }

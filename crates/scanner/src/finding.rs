@@ -65,8 +65,11 @@ pub enum Detector {
 
 impl Detector {
     /// Every detector, in the order a scan runs them.
-    pub const ALL: [Detector; 3] =
-        [Detector::KnownSecrets, Detector::TokenPatterns, Detector::PrivateKeys];
+    pub const ALL: [Detector; 3] = [
+        Detector::KnownSecrets,
+        Detector::TokenPatterns,
+        Detector::PrivateKeys,
+    ];
 
     /// Returns the name bottle files use for this detector.
     pub const fn as_str(self) -> &'static str {
@@ -79,7 +82,9 @@ impl Detector {
 
     /// Parses a detector name as bottle files spell it (`known_secrets`, ...).
     pub fn from_name(name: &str) -> Option<Detector> {
-        Detector::ALL.into_iter().find(|detector| detector.as_str() == name)
+        Detector::ALL
+            .into_iter()
+            .find(|detector| detector.as_str() == name)
     }
 }
 

@@ -49,12 +49,19 @@ impl Automaton {
             .ascii_case_insensitive(ignore_case)
             .build(&bytes)
             .map_err(|source| ScannerError::Automaton { source })?;
-        Ok(Some(Automaton { searcher, encodings }))
+        Ok(Some(Automaton {
+            searcher,
+            encodings,
+        }))
     }
 
     fn find(&self, haystack: &[u8], mut report: impl FnMut(usize, usize, Encoding)) {
         for hit in self.searcher.find_iter(haystack) {
-            report(hit.start(), hit.end(), self.encodings[hit.pattern().as_usize()]);
+            report(
+                hit.start(),
+                hit.end(),
+                self.encodings[hit.pattern().as_usize()],
+            );
         }
     }
 }
@@ -134,7 +141,13 @@ impl KnownSecrets {
 
     /// Appends every raw, base64, percent-encoded and hex match in `haystack` to `out`.
     pub(crate) fn find_exact(&self, haystack: &[u8], out: &mut Vec<KnownMatch>) {
-        let mut report = |start, end, encoding| out.push(KnownMatch { start, end, encoding });
+        let mut report = |start, end, encoding| {
+            out.push(KnownMatch {
+                start,
+                end,
+                encoding,
+            })
+        };
         if let Some(exact) = &self.exact {
             exact.find(haystack, &mut report);
         }

@@ -34,7 +34,9 @@
 //!   encoded twice, such as base64 of its hex, is also found).
 //!
 //! Values shorter than [`MIN_KNOWN_SECRET_LEN`] bytes are ignored: they occur by chance
-//! in ordinary text and encoded data.
+//! in ordinary text and encoded data. For the same reason, a value with fewer than that
+//! many bytes left once its own separators are removed is not searched for in split
+//! form.
 //!
 //! **[`Detector::TokenPatterns`]** finds well-known token formats, written from each
 //! issuer's published format (see [`rule_ids`] for the list): GitHub (`ghp_`, `gho_`,

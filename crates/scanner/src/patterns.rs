@@ -64,10 +64,19 @@ impl PatternSet {
             .ascii_case_insensitive(true)
             .build(&keywords)
             .expect("a few dozen short keywords fit the automaton");
-        let regexes = RULES.iter().map(|spec| compile_regex(spec.pattern)).collect();
-        let key_end_marker = compile_regex(r"-{4,5} ?END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)? ?-{4,5}");
+        let regexes = RULES
+            .iter()
+            .map(|spec| compile_regex(spec.pattern))
+            .collect();
+        let key_end_marker =
+            compile_regex(r"-{4,5} ?END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)? ?-{4,5}");
 
-        PatternSet { prefilter, keyword_rules, regexes, key_end_marker }
+        PatternSet {
+            prefilter,
+            keyword_rules,
+            regexes,
+            key_end_marker,
+        }
     }
 
     /// Appends to `out` every match in `haystack` of the rules of the enabled detectors.
@@ -106,8 +115,15 @@ impl PatternSet {
                     .get(1)
                     .or_else(|| captures.get(0))
                     .expect("group 0 is always present");
-                if let Some((start, end)) = self.check(spec.check, haystack, span.start(), span.end()) {
-                    out.push(RuleMatch { rule: spec.id, detector: spec.detector, start, end });
+                if let Some((start, end)) =
+                    self.check(spec.check, haystack, span.start(), span.end())
+                {
+                    out.push(RuleMatch {
+                        rule: spec.id,
+                        detector: spec.detector,
+                        start,
+                        end,
+                    });
                 }
             }
         }
@@ -154,7 +170,10 @@ impl PatternSet {
             }
         };
 
-        let key_chars = body.iter().filter(|byte| byte.is_ascii_alphanumeric()).count();
+        let key_chars = body
+            .iter()
+            .filter(|byte| byte.is_ascii_alphanumeric())
+            .count();
         (key_chars >= MIN_KEY_BODY_CHARS).then_some((start, block_end))
     }
 }
@@ -164,7 +183,10 @@ impl PatternSet {
 fn is_key_body_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric()
         || byte.is_ascii_whitespace()
-        || matches!(byte, b'+' | b'/' | b'=' | b'-' | b':' | b',' | b'.' | b'\\' | b'"')
+        || matches!(
+            byte,
+            b'+' | b'/' | b'=' | b'-' | b':' | b',' | b'.' | b'\\' | b'"'
+        )
 }
 
 fn is_aws_secret_key(haystack: &[u8], start: usize, end: usize) -> bool {
@@ -178,7 +200,9 @@ fn is_aws_secret_key(haystack: &[u8], start: usize, end: usize) -> bool {
 
     let context = &haystack[start.saturating_sub(AWS_KEYWORD_DISTANCE)..start];
     let contains = |word: &[u8]| {
-        context.windows(word.len()).any(|window| window.eq_ignore_ascii_case(word))
+        context
+            .windows(word.len())
+            .any(|window| window.eq_ignore_ascii_case(word))
     };
     contains(b"aws") || contains(b"secret")
 }

@@ -12,7 +12,13 @@ use crate::finding::Finding;
 pub fn redact(bytes: &[u8], findings: &[Finding]) -> Vec<u8> {
     let mut spans: Vec<_> = findings
         .iter()
-        .map(|finding| (finding.start.min(bytes.len()), finding.end.min(bytes.len()), finding.rule))
+        .map(|finding| {
+            (
+                finding.start.min(bytes.len()),
+                finding.end.min(bytes.len()),
+                finding.rule,
+            )
+        })
         .filter(|(start, end, _)| start < end)
         .collect();
     spans.sort_by_key(|&(start, end, _)| (start, Reverse(end)));

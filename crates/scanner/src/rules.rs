@@ -42,7 +42,13 @@ const fn rule(
     pattern: &'static str,
     check: Check,
 ) -> RuleSpec {
-    RuleSpec { id: RuleId::new(id), detector: Detector::TokenPatterns, keywords, pattern, check }
+    RuleSpec {
+        id: RuleId::new(id),
+        detector: Detector::TokenPatterns,
+        keywords,
+        pattern,
+        check,
+    }
 }
 
 /// Entropy floor for tokens whose prefix already identifies them. A random body is far
@@ -55,7 +61,12 @@ pub(crate) static RULES: &[RuleSpec] = &[
     // GitHub: a prefix naming the token kind, then 36 base62 characters (30 random and a
     // 6-character CRC32 checksum). GitHub may lengthen tokens, so up to 255 in total is
     // accepted. The checksum is not verified, so test tokens are found too.
-    rule("github-pat", &["ghp_"], r"(ghp_[A-Za-z0-9]{36,251})\b", Check::MinEntropy(TOKEN_ENTROPY)),
+    rule(
+        "github-pat",
+        &["ghp_"],
+        r"(ghp_[A-Za-z0-9]{36,251})\b",
+        Check::MinEntropy(TOKEN_ENTROPY),
+    ),
     rule(
         "github-oauth-token",
         &["gho_"],
@@ -130,7 +141,12 @@ pub(crate) static RULES: &[RuleSpec] = &[
     ),
     // AWS secret access keys have no prefix: 40 characters of `[A-Za-z0-9/+]`. Found
     // only near an `aws` or `secret` keyword and when random-looking.
-    rule("aws-secret-access-key", &["aws", "secret"], r"[A-Za-z0-9/+=]{40,}", Check::AwsSecretKey),
+    rule(
+        "aws-secret-access-key",
+        &["aws", "secret"],
+        r"[A-Za-z0-9/+=]{40,}",
+        Check::AwsSecretKey,
+    ),
     // Slack: `xox` + token kind (`b` bot, `p` user, `a` app, `r` refresh, `s` session,
     // `e` rotating), then dash-separated numeric ids and a random part.
     rule(
@@ -196,7 +212,12 @@ pub(crate) static RULES: &[RuleSpec] = &[
         Check::MinEntropy(TOKEN_ENTROPY),
     ),
     // npm access tokens: `npm_` and 36 base62 characters (random part and CRC32).
-    rule("npm-token", &["npm_"], r"(npm_[A-Za-z0-9]{36})\b", Check::MinEntropy(TOKEN_ENTROPY)),
+    rule(
+        "npm-token",
+        &["npm_"],
+        r"(npm_[A-Za-z0-9]{36})\b",
+        Check::MinEntropy(TOKEN_ENTROPY),
+    ),
     // PyPI API tokens are macaroons: `pypi-` and the base64 of a macaroon whose location
     // is `pypi.org` (or `test.pypi.org`), so the first characters are fixed.
     rule(
@@ -218,7 +239,16 @@ pub(crate) static RULES: &[RuleSpec] = &[
     // group 1 and must look random (see `Check::GenericValue`).
     rule(
         "generic-secret",
-        &["password", "passwd", "passphrase", "pwd", "secret", "token", "key", "credential"],
+        &[
+            "password",
+            "passwd",
+            "passphrase",
+            "pwd",
+            "secret",
+            "token",
+            "key",
+            "credential",
+        ],
         concat!(
             r"(?i:password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key|",
             r"auth[_-]?key|private[_-]?key|credentials?)",

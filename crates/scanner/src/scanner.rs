@@ -33,7 +33,9 @@ pub struct Scanner {
 
 impl fmt::Debug for Scanner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Scanner").field("known_secrets", &self.known.count()).finish()
+        f.debug_struct("Scanner")
+            .field("known_secrets", &self.known.count())
+            .finish()
     }
 }
 
@@ -66,7 +68,13 @@ impl Hit {
     }
 
     fn from_rule(found: RuleMatch, encoding: Encoding, start: usize, end: usize) -> Hit {
-        Hit { rule: found.rule, detector: found.detector, encoding, start, end }
+        Hit {
+            rule: found.rule,
+            detector: found.detector,
+            encoding,
+            start,
+            end,
+        }
     }
 }
 
@@ -89,7 +97,11 @@ impl Scanner {
     /// Compiles a scanner like [`Scanner::new`], returning an error instead of panicking
     /// when the known secrets do not fit the automaton.
     pub fn try_new<S: AsRef<str>>(known_secrets: &[S]) -> Result<Scanner, ScannerError> {
-        Ok(Scanner { known: KnownSecrets::compile(known_secrets)?, window: WINDOW, overlap: OVERLAP })
+        Ok(Scanner {
+            known: KnownSecrets::compile(known_secrets)?,
+            window: WINDOW,
+            overlap: OVERLAP,
+        })
     }
 
     /// Returns how many known secrets were compiled in (values too short are not counted).
@@ -118,14 +130,27 @@ impl Scanner {
         let mut hits = Vec::new();
         let mut decoder = Decoder::default();
         let mut start = 0;
+        let mut window_hits = Vec::new();
         loop {
             let end = bytes.len().min(start + self.window + self.overlap);
-            let window = Window { known, tokens, keys, base: start };
-            self.scan_window(&bytes[start..end], &window, &mut decoder, &mut hits);
+            let window = Window {
+                known,
+                tokens,
+                keys,
+                base: start,
+            };
+            self.scan_window(&bytes[start..end], &window, &mut decoder, &mut window_hits);
             if end == bytes.len() {
+                hits.append(&mut window_hits);
                 break;
             }
-            start += self.window;
+
+            // A hit that starts where the next window starts is left to that window,
+            // which sees more of what follows it: here the window's end could cut it
+            // short or fake a word boundary.
+            let next_start = start + self.window;
+            hits.extend(window_hits.drain(..).filter(|hit| hit.start < next_start));
+            start = next_start;
         }
 
         let mut findings = merge(hits);
@@ -149,7 +174,11 @@ impl Scanner {
             self.known.find_separated(haystack, &mut known_matches);
         }
         PATTERNS.scan(haystack, window.tokens, window.keys, &mut rule_matches);
-        hits.extend(known_matches.drain(..).map(|found| Hit::from_known(found, base)));
+        hits.extend(
+            known_matches
+                .drain(..)
+                .map(|found| Hit::from_known(found, base)),
+        );
         hits.extend(rule_matches.drain(..).map(|found| {
             Hit::from_rule(found, Encoding::Raw, base + found.start, base + found.end)
         }));
@@ -200,7 +229,13 @@ fn merge(mut hits: Vec<Hit>) -> Vec<Finding> {
     // Longest first at equal starts, and specific rules before the generic one, so the
     // containment check keeps the most informative finding.
     hits.sort_by_key(|hit| {
-        (hit.start, Reverse(hit.end), hit.rule == "generic-secret", hit.encoding, hit.detector)
+        (
+            hit.start,
+            Reverse(hit.end),
+            hit.rule == "generic-secret",
+            hit.encoding,
+            hit.detector,
+        )
     });
 
     let mut findings: Vec<Finding> = Vec::with_capacity(hits.len());
@@ -242,7 +277,10 @@ fn assign_lines(bytes: &[u8], findings: &mut [Finding]) {
     let mut counted_to = 0;
     for finding in findings {
         let start = finding.start.min(bytes.len());
-        line += bytes[counted_to..start].iter().filter(|&&byte| byte == b'\n').count();
+        line += bytes[counted_to..start]
+            .iter()
+            .filter(|&&byte| byte == b'\n')
+            .count();
         counted_to = start;
         finding.line = line;
     }
@@ -250,6 +288,8 @@ fn assign_lines(bytes: &[u8], findings: &mut [Finding]) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const SECRET: &str = "Zq8vN3kLp0Xa7Rt2";
@@ -284,7 +324,31 @@ mod tests {
     fn lines_are_one_based() {
         let scanner = Scanner::new(&[SECRET]);
         let input = format!("a\nb\n{SECRET}\n{SECRET}");
-        let lines: Vec<_> = scanner.scan(input.as_bytes()).iter().map(|f| f.line).collect();
+        let lines: Vec<_> = scanner
+            .scan(input.as_bytes())
+            .iter()
+            .map(|f| f.line)
+            .collect();
         assert_eq!(lines, vec![3, 4]);
+    }
+
+    proptest! {
+        #[test]
+        fn small_windows_find_what_one_window_finds(
+            text in "[.,; \n]{0,600}",
+            secret_at in 0usize..600,
+            token_at in 0usize..600,
+        ) {
+            let token = "ghp_Zq8vN3kLp0Xa7Rt2Wm5Yc1Hb6Jd9Fg4Ks3T";
+            let mut input = text.into_bytes();
+            let at = secret_at.min(input.len());
+            input.splice(at..at, SECRET.bytes());
+            let at = token_at.min(input.len());
+            input.splice(at..at, token.bytes());
+
+            let whole = Scanner::new(&[SECRET]);
+            let windowed = Scanner::new(&[SECRET]).with_window(64, 96);
+            prop_assert_eq!(windowed.scan(&input), whole.scan(&input));
+        }
     }
 }
