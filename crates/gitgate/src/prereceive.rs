@@ -1,0 +1,263 @@
+//! The gate's side of the pre-receive step: policy, scan and forwarding, answered over
+//! the control socket to the hook that git runs inside the push's quarantine.
+//!
+//! The push is forwarded upstream from inside this step, before git moves the mirror's
+//! refs: if the upstream rejects it, the hook fails, git drops the quarantine and the
+//! mirror stays as it was.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+use crate::gate::Gate;
+use crate::git::{RunError, run_bounded, sanitize_text};
+use crate::hook::{HookReply, HookRequest, MAX_REQUEST_BYTES};
+use crate::mirror::{Mirror, upstream_failure_reason};
+use crate::policy::{RefUpdate, check_update};
+use crate::scan::{Quarantine, scan_push};
+
+/// Accepts hook connections until the listener fails.
+pub(crate) async fn serve_control(gate: Arc<Gate>, listener: UnixListener) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let gate = Arc::clone(&gate);
+                tokio::spawn(async move { handle_hook(gate, stream).await });
+            }
+            Err(error) => {
+                tracing::error!(slug = %gate.slug, "control socket accept failed: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Writes reply lines to one hook connection.
+struct Replies {
+    stream: UnixStream,
+}
+
+impl Replies {
+    async fn send(&mut self, reply: &HookReply) {
+        let mut line = serde_json::to_vec(reply).expect("a reply serializes");
+        line.push(b'\n');
+        if let Err(error) = self.stream.write_all(&line).await {
+            tracing::warn!("writing to the pre-receive hook failed: {error}");
+        }
+    }
+
+    async fn message(&mut self, text: impl Into<String>) {
+        self.send(&HookReply::Message(text.into())).await;
+    }
+}
+
+async fn handle_hook(gate: Arc<Gate>, mut stream: UnixStream) {
+    let mut line = String::new();
+    let read = BufReader::new((&mut stream).take(MAX_REQUEST_BYTES)).read_line(&mut line).await;
+    let mut replies = Replies { stream };
+    let request = match read {
+        Ok(_) => serde_json::from_str::<HookRequest>(&line).ok(),
+        Err(_) => None,
+    };
+    let Some(request) = request else {
+        replies.message("git gate: push rejected: the pre-receive hook sent an invalid request").await;
+        replies.send(&HookReply::Verdict { accepted: false }).await;
+        return;
+    };
+    let Some(mirror) = gate.tickets.repo(&request.ticket).and_then(|repo| gate.mirror(&repo)) else {
+        tracing::warn!(slug = %gate.slug, "pre-receive request with an unknown ticket");
+        replies.message("git gate: push rejected: this push is not known to the gate").await;
+        replies.send(&HookReply::Verdict { accepted: false }).await;
+        return;
+    };
+
+    let limit = Duration::from_secs(gate.limits.pre_receive_timeout_secs);
+    let outcome = {
+        let _guard = mirror.lock.lock().await;
+        tokio::time::timeout(limit, check_and_forward(&gate, &mirror, &request, &mut replies)).await
+    };
+    let accepted = match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(reason)) => {
+            tracing::info!(slug = %gate.slug, repo = %mirror.repo.name, "push rejected: {reason}");
+            replies.message(format!("git gate: push to '{}' rejected: {reason}", mirror.repo.name)).await;
+            false
+        }
+        Err(_) => {
+            tracing::warn!(slug = %gate.slug, repo = %mirror.repo.name, "pre-receive step timed out");
+            replies
+                .message(format!(
+                    "git gate: push to '{}' rejected: the check did not finish within {} s",
+                    mirror.repo.name,
+                    limit.as_secs()
+                ))
+                .await;
+            false
+        }
+    };
+    replies.send(&HookReply::Verdict { accepted }).await;
+}
+
+/// Checks the policy, scans, and forwards a clean push. An `Err` rejects the push and
+/// carries the reason for the pusher.
+async fn check_and_forward(
+    gate: &Gate,
+    mirror: &Mirror,
+    request: &HookRequest,
+    replies: &mut Replies,
+) -> Result<(), String> {
+    let quarantine = locate_quarantine(mirror, request)?;
+    if request.updates.is_empty() {
+        return Ok(());
+    }
+
+    let mut violations = Vec::new();
+    for update in &request.updates {
+        let fast_forward = is_fast_forward(mirror, &quarantine, update).await?;
+        if let Err(reason) = check_update(&mirror.repo.push, update, fast_forward) {
+            violations.push(format!("  {}: {reason}", update.name));
+        }
+    }
+    if !violations.is_empty() {
+        return Err(format!("the push policy does not allow it:\n{}", violations.join("\n")));
+    }
+
+    let tips: Vec<String> = request
+        .updates
+        .iter()
+        .filter(|update| !update.is_delete())
+        .map(|update| update.new.clone())
+        .collect();
+    let findings = scan_push(mirror, &quarantine, &gate.scanner, &tips, gate.limits.max_object_bytes)
+        .await
+        .map_err(|reason| format!("the secret scan failed: {reason}"))?;
+    if !findings.is_empty() {
+        let lines: Vec<String> = findings.iter().map(|finding| format!("  {finding}")).collect();
+        tracing::warn!(
+            slug = %gate.slug,
+            repo = %mirror.repo.name,
+            findings = findings.len(),
+            "push rejected by the secret scan"
+        );
+        return Err(format!(
+            "possible secrets found (the values are not shown):\n{}\n\
+             Remove them from every commit of the push (rewrite the commits), then push again.",
+            lines.join("\n")
+        ));
+    }
+
+    forward(mirror, &quarantine, &request.updates, replies).await
+}
+
+/// Checks that the hook's object directory is a quarantine inside this mirror, and uses
+/// the mirror's own object directory as the alternate whatever the hook sent.
+fn locate_quarantine(mirror: &Mirror, request: &HookRequest) -> Result<Quarantine, String> {
+    let mirror_objects = mirror
+        .dir
+        .join("objects")
+        .canonicalize()
+        .map_err(|error| format!("the mirror's object directory is missing: {error}"))?;
+    let Some(given) = &request.object_directory else {
+        if request.updates.iter().all(RefUpdate::is_delete) {
+            return Ok(Quarantine { object_directory: None, mirror_objects });
+        }
+        return Err("the push was not quarantined".to_owned());
+    };
+
+    let given = PathBuf::from(given);
+    let given = if given.is_absolute() { given } else { mirror.dir.join(given) };
+    let object_directory = given
+        .canonicalize()
+        .map_err(|_| "the push's quarantine directory is missing".to_owned())?;
+    // Git names its receive quarantine `objects/tmp_objdir-incoming-XXXXXX`.
+    let in_mirror = object_directory.parent() == Some(mirror_objects.as_path());
+    let named_as_quarantine = object_directory
+        .file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with("tmp_objdir-incoming-"));
+    if !in_mirror || !named_as_quarantine || !object_directory.is_dir() {
+        return Err("the push was not quarantined inside the mirror".to_owned());
+    }
+    if let Some(path) = &request.quarantine_path
+        && Path::new(path).canonicalize().ok().as_ref() != Some(&object_directory)
+    {
+        return Err("GIT_QUARANTINE_PATH does not match GIT_OBJECT_DIRECTORY".to_owned());
+    }
+    Ok(Quarantine { object_directory: Some(object_directory), mirror_objects })
+}
+
+/// Whether `update.new` descends from `update.old`. Creations and deletions count as
+/// fast-forward; the policy judges them separately.
+async fn is_fast_forward(
+    mirror: &Mirror,
+    quarantine: &Quarantine,
+    update: &RefUpdate,
+) -> Result<bool, String> {
+    if update.is_create() || update.is_delete() {
+        return Ok(true);
+    }
+    let mut command = quarantine.git(mirror);
+    command.args(["merge-base", "--is-ancestor", &update.old, &update.new]);
+    let output = run_bounded(command, mirror.upstream_timeout)
+        .await
+        .map_err(|error| format!("checking {} failed: {error}", update.name))?;
+    match output.status.code() {
+        Some(0) => Ok(true),
+        Some(1) => Ok(false),
+        _ => Err(format!(
+            "checking {} failed: {}",
+            update.name,
+            sanitize_text(&output.stderr, 300)
+        )),
+    }
+}
+
+/// Pushes the scanned object ids (never a ref name that could move) to the upstream and
+/// relays the upstream's output to the pusher.
+async fn forward(
+    mirror: &Mirror,
+    quarantine: &Quarantine,
+    updates: &[RefUpdate],
+    replies: &mut Replies,
+) -> Result<(), String> {
+    if let Err(reason) = mirror.check_identity() {
+        return Err(format!("cannot forward the push upstream: {reason}"));
+    }
+    let mut command = mirror.ssh.git(&mirror.dir, &mirror.home);
+    quarantine.apply(&mut command);
+    command.args(["push", "--no-verify", "--porcelain", "--no-signed"]);
+    if updates.len() > 1 {
+        command.arg("--atomic");
+    }
+    let mut refspecs = Vec::new();
+    for update in updates {
+        let rewrites = update.is_delete() || (!update.is_create() && mirror.repo.push.force);
+        if rewrites {
+            // A lease makes the upstream apply a forced update or deletion only if the
+            // ref still has the value the policy was checked against.
+            let expected = if update.is_create() { String::new() } else { update.old.clone() };
+            command.arg(format!("--force-with-lease={}:{expected}", update.name));
+        }
+        let source = if update.is_delete() { "" } else { update.new.as_str() };
+        refspecs.push(format!("{source}:{}", update.name));
+    }
+    command.arg("--").arg(&mirror.repo.url).args(&refspecs);
+
+    let output = match run_bounded(command, mirror.upstream_timeout).await {
+        Ok(output) => output,
+        Err(error @ RunError::Timeout(_)) => return Err(format!("forwarding to the upstream {error}")),
+        Err(error) => return Err(format!("forwarding to the upstream failed: {error}")),
+    };
+    let upstream_text = [output.stderr.as_slice(), output.stdout.as_slice()].concat();
+    for line in sanitize_text(&upstream_text, 8000).lines().filter(|line| !line.trim().is_empty()) {
+        replies.message(format!("upstream: {line}")).await;
+    }
+    if output.status.success() {
+        tracing::info!(repo = %mirror.repo.name, refs = updates.len(), "push forwarded upstream");
+        Ok(())
+    } else {
+        Err(format!("the upstream did not accept the push: {}", upstream_failure_reason(&output.stderr)))
+    }
+}

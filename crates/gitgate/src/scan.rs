@@ -1,0 +1,365 @@
+//! Scanning the objects of a push for secrets.
+//!
+//! The objects are listed with `git rev-list --objects <new tips> --not --all` and read
+//! with `git cat-file --batch`, both inside the push's quarantine, so git itself resolves
+//! the pushed objects. The mirror's refs are the upstream's refs as of the last refresh
+//! plus pushes that were forwarded after their own scan, so everything the upstream may
+//! not have yet is scanned. Commit and tag objects are scanned whole (author, committer,
+//! tagger and message), trees entry by entry (file names), blobs whole (file content).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use bottle_scanner::Scanner;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use crate::git::{local_git, run_bounded, sanitize_text};
+use crate::mirror::Mirror;
+
+/// Where the pushed objects are: the quarantine directory, with the mirror's own object
+/// directory as its alternate. A push of deletions alone has no quarantine.
+#[derive(Clone, Debug)]
+pub(crate) struct Quarantine {
+    pub object_directory: Option<PathBuf>,
+    pub mirror_objects: PathBuf,
+}
+
+impl Quarantine {
+    /// Returns a local git command that sees the quarantined objects. Setting
+    /// `GIT_QUARANTINE_PATH` also makes git refuse any ref update from these commands.
+    pub fn git(&self, mirror: &Mirror) -> Command {
+        let mut command = local_git(&mirror.dir, &mirror.home);
+        self.apply(&mut command);
+        command
+    }
+
+    pub fn apply(&self, command: &mut Command) {
+        if let Some(object_directory) = &self.object_directory {
+            command
+                .env("GIT_OBJECT_DIRECTORY", object_directory)
+                .env("GIT_ALTERNATE_OBJECT_DIRECTORIES", &self.mirror_objects)
+                .env("GIT_QUARANTINE_PATH", object_directory);
+        }
+    }
+}
+
+/// Where in a push a finding sits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Content of a file at this path.
+    File(String),
+    /// The name of a file or directory at this path.
+    FileName(String),
+    /// The commit's author, committer or message.
+    CommitText,
+    /// An annotated tag's tagger or message.
+    TagText,
+}
+
+/// One secret found in a push. It holds no matched text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PushFinding {
+    /// The commit that brought the object in, or the tag object, when known.
+    pub commit: Option<String>,
+    pub place: Place,
+    pub line: usize,
+    pub rule: String,
+}
+
+impl fmt::Display for PushFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (line, rule) = (self.line, &self.rule);
+        let object = match (&self.place, &self.commit) {
+            (Place::TagText, Some(tag)) => format!("tag object {tag}"),
+            (_, Some(commit)) => format!("commit {commit}"),
+            (_, None) => "a commit of this push".to_owned(),
+        };
+        match &self.place {
+            Place::File(path) => write!(f, "{object}, file {path}, line {line}: rule {rule}"),
+            Place::FileName(path) => write!(f, "{object}, file name {path}: rule {rule}"),
+            Place::CommitText => {
+                write!(f, "{object}, commit message or author, line {line}: rule {rule}")
+            }
+            Place::TagText => write!(f, "{object}, tag message or tagger, line {line}: rule {rule}"),
+        }
+    }
+}
+
+/// An object found by the scan before its commit is known.
+struct RawFinding {
+    object: String,
+    kind: ObjectKind,
+    place: Place,
+    line: usize,
+    rule: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ObjectKind {
+    Commit,
+    Tree,
+    Blob,
+    Tag,
+}
+
+/// Scans every object reachable from `tips` and not from the mirror's refs. Returns the
+/// findings, or an error that rejects the push (a failed git command, an object over
+/// `max_object_bytes`): the scan never skips what it cannot read.
+pub(crate) async fn scan_push(
+    mirror: &Mirror,
+    quarantine: &Quarantine,
+    scanner: &Scanner,
+    tips: &[String],
+    max_object_bytes: u64,
+) -> Result<Vec<PushFinding>, String> {
+    if tips.is_empty() {
+        return Ok(Vec::new());
+    }
+    let objects = list_new_objects(mirror, quarantine, tips).await?;
+    let raw = scan_objects(mirror, quarantine, scanner, &objects, max_object_bytes).await?;
+
+    let commit_of = if raw.iter().any(|found| matches!(found.kind, ObjectKind::Tree | ObjectKind::Blob)) {
+        first_commits(mirror, quarantine, tips).await
+    } else {
+        HashMap::new()
+    };
+    let findings = raw
+        .into_iter()
+        .map(|found| {
+            let commit = match found.kind {
+                ObjectKind::Commit | ObjectKind::Tag => Some(found.object),
+                ObjectKind::Tree | ObjectKind::Blob => commit_of.get(&found.object).cloned(),
+            };
+            PushFinding { commit, place: found.place, line: found.line, rule: found.rule }
+        })
+        .collect();
+    Ok(findings)
+}
+
+/// Lists `(object id, path)` for every object the upstream may not have, in
+/// `rev-list` order. Commits and tags have an empty path.
+async fn list_new_objects(
+    mirror: &Mirror,
+    quarantine: &Quarantine,
+    tips: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    let mut command = quarantine.git(mirror);
+    command.args(["rev-list", "--objects"]).args(tips).args(["--not", "--all"]);
+    let output = run_bounded(command, mirror.upstream_timeout)
+        .await
+        .map_err(|error| format!("listing the pushed objects failed: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "listing the pushed objects failed: {}",
+            sanitize_text(&output.stderr, 300)
+        ));
+    }
+    let listing = String::from_utf8_lossy(&output.stdout);
+    Ok(listing
+        .lines()
+        .filter(|line| !line.is_empty())
+        .map(|line| match line.split_once(' ') {
+            Some((id, path)) => (id.to_owned(), path.to_owned()),
+            None => (line.to_owned(), String::new()),
+        })
+        .collect())
+}
+
+/// Reads each object with `git cat-file --batch` and scans it.
+async fn scan_objects(
+    mirror: &Mirror,
+    quarantine: &Quarantine,
+    scanner: &Scanner,
+    objects: &[(String, String)],
+    max_object_bytes: u64,
+) -> Result<Vec<RawFinding>, String> {
+    let mut command = quarantine.git(mirror);
+    command.args(["cat-file", "--batch"]);
+    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child =
+        command.spawn().map_err(|error| format!("cannot run git cat-file: {error}"))?;
+
+    let mut stdin = child.stdin.take().expect("stdin was piped");
+    let ids: Vec<u8> = objects.iter().flat_map(|(id, _)| format!("{id}\n").into_bytes()).collect();
+    let writer = tokio::spawn(async move {
+        let result = stdin.write_all(&ids).await;
+        drop(stdin);
+        result
+    });
+
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout was piped"));
+    let mut findings = Vec::new();
+    for (id, path) in objects {
+        let mut header = String::new();
+        reader
+            .read_line(&mut header)
+            .await
+            .map_err(|error| format!("reading object {id} failed: {error}"))?;
+        let mut fields = header.split_ascii_whitespace();
+        let (Some(_), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next()) else {
+            return Err(format!("object {id} cannot be read"));
+        };
+        let size: u64 = size.parse().map_err(|_| format!("object {id} has an invalid size"))?;
+        if size > max_object_bytes {
+            let _ = child.start_kill();
+            let name = if path.is_empty() { id.clone() } else { format!("{path} ({id})") };
+            return Err(format!(
+                "object {name} is {size} bytes, more than the {max_object_bytes} bytes the \
+                 scanner reads; large files are rejected rather than pushed unscanned"
+            ));
+        }
+        let mut contents = vec![0u8; usize::try_from(size).expect("size is below the limit")];
+        reader
+            .read_exact(&mut contents)
+            .await
+            .map_err(|error| format!("reading object {id} failed: {error}"))?;
+        let mut newline = [0u8; 1];
+        reader
+            .read_exact(&mut newline)
+            .await
+            .map_err(|error| format!("reading object {id} failed: {error}"))?;
+
+        let kind = match kind {
+            "commit" => ObjectKind::Commit,
+            "tree" => ObjectKind::Tree,
+            "blob" => ObjectKind::Blob,
+            "tag" => ObjectKind::Tag,
+            other => return Err(format!("object {id} has an unknown type {other}")),
+        };
+        scan_object(scanner, id, path, kind, &contents, &mut findings)?;
+    }
+
+    writer
+        .await
+        .map_err(|error| format!("git cat-file input task failed: {error}"))?
+        .map_err(|error| format!("writing to git cat-file failed: {error}"))?;
+    let status = child.wait().await.map_err(|error| format!("git cat-file failed: {error}"))?;
+    if !status.success() {
+        return Err(format!("git cat-file exited with {status}"));
+    }
+    Ok(findings)
+}
+
+fn scan_object(
+    scanner: &Scanner,
+    id: &str,
+    path: &str,
+    kind: ObjectKind,
+    contents: &[u8],
+    findings: &mut Vec<RawFinding>,
+) -> Result<(), String> {
+    let mut add = |place: Place, found: Vec<bottle_scanner::Finding>| {
+        for finding in found {
+            findings.push(RawFinding {
+                object: id.to_owned(),
+                kind,
+                place: place.clone(),
+                line: finding.line,
+                rule: finding.rule.to_string(),
+            });
+        }
+    };
+    match kind {
+        ObjectKind::Commit => add(Place::CommitText, scanner.scan(contents)),
+        ObjectKind::Tag => add(Place::TagText, scanner.scan(contents)),
+        ObjectKind::Blob => add(Place::File(display_path(scanner, path)), scanner.scan(contents)),
+        ObjectKind::Tree => {
+            let hash_len = id.len() / 2;
+            for name in tree_entry_names(contents, hash_len)
+                .ok_or_else(|| format!("tree {id} is malformed"))?
+            {
+                let full = if path.is_empty() {
+                    String::from_utf8_lossy(name).into_owned()
+                } else {
+                    format!("{path}/{}", String::from_utf8_lossy(name))
+                };
+                add(Place::FileName(display_path(scanner, &full)), scanner.scan(name));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Returns the entry names of a raw tree object (`<mode> <name>\0<hash>` entries).
+fn tree_entry_names(mut tree: &[u8], hash_len: usize) -> Option<Vec<&[u8]>> {
+    let mut names = Vec::new();
+    while !tree.is_empty() {
+        let space = tree.iter().position(|&b| b == b' ')?;
+        let nul = space + tree[space..].iter().position(|&b| b == 0)?;
+        names.push(&tree[space + 1..nul]);
+        tree = tree.get(nul + 1 + hash_len..)?;
+    }
+    Some(names)
+}
+
+/// A path as shown to the pusher: every span the scanner flags in it is replaced by a
+/// `[REDACTED:<rule>]` marker, so a file named after a secret does not echo the secret.
+fn display_path(scanner: &Scanner, path: &str) -> String {
+    let findings = scanner.scan(path.as_bytes());
+    sanitize_text(&bottle_scanner::redact(path.as_bytes(), &findings), 200)
+}
+
+/// Maps every tree and blob that a commit of the push adds, and every commit's root
+/// tree, to the oldest commit that adds it. A finding in a file name is looked up by the
+/// tree that contains the name, a finding in a file by its blob. Objects that only a
+/// merge brings in are not mapped.
+async fn first_commits(
+    mirror: &Mirror,
+    quarantine: &Quarantine,
+    tips: &[String],
+) -> HashMap<String, String> {
+    let mut command = quarantine.git(mirror);
+    command
+        .args(["log", "--reverse", "--raw", "-t", "--no-renames", "--no-abbrev"])
+        .arg("--format=commit %H %T")
+        .args(tips)
+        .args(["--not", "--all"]);
+    let mut first = HashMap::new();
+    let Ok(output) = run_bounded(command, mirror.upstream_timeout).await else {
+        return first;
+    };
+    let mut current = String::new();
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        if let Some(ids) = line.strip_prefix("commit ") {
+            let mut ids = ids.split(' ');
+            current = ids.next().unwrap_or_default().to_owned();
+            if let Some(tree) = ids.next() {
+                first.entry(tree.to_owned()).or_insert_with(|| current.clone());
+            }
+        } else if let Some(raw) = line.strip_prefix(':') {
+            // `:<old mode> <new mode> <old id> <new id> <status>\t<path>`
+            let fields: Vec<&str> = raw.split('\t').next().unwrap_or_default().split(' ').collect();
+            if let Some(new_id) = fields.get(3).filter(|id| !id.bytes().all(|b| b == b'0')) {
+                first.entry((*new_id).to_owned()).or_insert_with(|| current.clone());
+            }
+        }
+    }
+    first
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_names_parse() {
+        let mut tree = Vec::new();
+        tree.extend_from_slice(b"100644 a.txt\0");
+        tree.extend_from_slice(&[1u8; 20]);
+        tree.extend_from_slice(b"40000 dir\0");
+        tree.extend_from_slice(&[2u8; 20]);
+        let names = tree_entry_names(&tree, 20).expect("valid tree");
+        assert_eq!(names, vec![&b"a.txt"[..], &b"dir"[..]]);
+    }
+
+    #[test]
+    fn truncated_tree_is_malformed() {
+        let mut tree = Vec::new();
+        tree.extend_from_slice(b"100644 a.txt\0");
+        tree.extend_from_slice(&[1u8; 10]);
+        assert!(tree_entry_names(&tree, 20).is_none());
+    }
+}

@@ -1,0 +1,361 @@
+//! Test harness: a real `sshd` on loopback serving an upstream built by a fixture
+//! script, the gate on its own runtime, and a git client whose configuration sends the
+//! upstream URL to the gate.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use bottle_gitgate::{GateConfig, GateLimits, GateRepo, GitUser, PushPolicy, insteadof_config};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// How long start-up of `sshd` may take before the harness gives up loudly.
+const SSHD_READY_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs a command and panics with its output if it fails.
+pub fn run(command: &mut Command) -> Output {
+    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// Generates an ed25519 key pair at `path` and returns the public key's
+/// `<type> <base64>` part.
+pub fn keygen(path: &Path) -> String {
+    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "gate-test", "-f"]).arg(path));
+    let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
+    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+}
+
+fn current_user() -> String {
+    let output = run(Command::new("id").arg("-un"));
+    String::from_utf8(output.stdout).unwrap().trim().to_owned()
+}
+
+/// Returns a loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A private `sshd` on 127.0.0.1 with its own host key and one authorized client key.
+pub struct Sshd {
+    child: Child,
+    pub port: u16,
+    /// The host key's `<type> <base64>`.
+    pub host_key: String,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sshd {
+    pub fn start(dir: &Path, authorized_key: &str) -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install openssh-server (apt-get install openssh-server)"
+        );
+        if is_root() {
+            // sshd refuses to start as root without its privilege separation directory.
+            std::fs::create_dir_all("/run/sshd").unwrap();
+        }
+        let sshd_dir = dir.join("sshd");
+        std::fs::create_dir_all(&sshd_dir).unwrap();
+        let host_key = keygen(&sshd_dir.join("host_ed25519"));
+        std::fs::write(sshd_dir.join("authorized_keys"), format!("{authorized_key}\n")).unwrap();
+
+        let mut last_log = Vec::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let config = sshd_dir.join("sshd_config");
+            std::fs::write(&config, sshd_config(&sshd_dir, port)).unwrap();
+            let mut child = Command::new(SSHD)
+                .args(["-D", "-e", "-f"])
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start sshd");
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let (ready_tx, ready_rx) = mpsc::channel();
+            let stderr = child.stderr.take().unwrap();
+            let sink = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    if line.contains("Server listening on 127.0.0.1") {
+                        let _ = ready_tx.send(true);
+                    }
+                    sink.lock().unwrap().push(line);
+                }
+                let _ = ready_tx.send(false);
+            });
+            match ready_rx.recv_timeout(SSHD_READY_LIMIT) {
+                Ok(true) => return Sshd { child, port, host_key, log },
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_log = log.lock().unwrap().clone();
+                }
+            }
+        }
+        panic!("sshd did not start; its log:\n{}", last_log.join("\n"));
+    }
+
+    /// The upstream URL of a repository path on this server.
+    pub fn url(&self, path: &Path) -> String {
+        format!("ssh://{}@127.0.0.1:{}{}", current_user(), self.port, path.display())
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn is_root() -> bool {
+    current_user() == "root"
+}
+
+fn sshd_config(dir: &Path, port: u16) -> String {
+    format!(
+        "Port {port}\n\
+         ListenAddress 127.0.0.1\n\
+         HostKey {dir}/host_ed25519\n\
+         AuthorizedKeysFile {dir}/authorized_keys\n\
+         StrictModes no\n\
+         PidFile none\n\
+         UsePAM no\n\
+         PermitRootLogin prohibit-password\n\
+         PubkeyAuthentication yes\n\
+         PasswordAuthentication no\n\
+         KbdInteractiveAuthentication no\n\
+         AllowTcpForwarding no\n\
+         X11Forwarding no\n\
+         LogLevel VERBOSE\n",
+        dir = dir.display()
+    )
+}
+
+/// Runs the fixture script that builds `<dir>/upstream.git` and returns its path.
+pub fn build_upstream(dir: &Path) -> PathBuf {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upstream.sh");
+    run(Command::new("bash").arg(script).arg(dir));
+    dir.join("upstream.git")
+}
+
+/// Reads a ref of a bare repository directly, without the gate; `None` if it is absent.
+pub fn upstream_ref(repo: &Path, name: &str) -> Option<String> {
+    let output = Command::new("git")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["rev-parse", "--verify", "--quiet", name])
+        .output()
+        .unwrap();
+    output.status.success().then(|| String::from_utf8(output.stdout).unwrap().trim().to_owned())
+}
+
+/// Lists every ref of a bare repository.
+pub fn upstream_refs(repo: &Path) -> String {
+    let output = run(Command::new("git")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["for-each-ref", "--format=%(objectname) %(refname)"]));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// One test's world: an upstream behind sshd, the gate's key, and a scratch directory.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub sshd: Sshd,
+    pub upstream: PathBuf,
+    pub identity: PathBuf,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = dir.path().join("gate_key");
+        let public = keygen(&identity);
+        let sshd = Sshd::start(dir.path(), &public);
+        let upstream = build_upstream(dir.path());
+        World { dir, sshd, upstream, identity }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        self.sshd.url(&self.upstream)
+    }
+
+    /// The declared repo `widgets` pointing at this world's upstream with the right key.
+    pub fn repo(&self) -> GateRepo {
+        GateRepo {
+            name: "widgets".to_owned(),
+            url: self.url(),
+            host_keys: vec![self.sshd.host_key.clone()],
+            identity: self.identity.clone(),
+            push: PushPolicy::default(),
+        }
+    }
+
+    pub fn config(&self, state: &str, repo: GateRepo, known_secrets: Vec<String>) -> GateConfig {
+        GateConfig {
+            slug: "test".to_owned(),
+            state_dir: self.path().join(state),
+            repos: vec![repo],
+            known_secrets,
+            hook_program: PathBuf::from(env!("CARGO_BIN_EXE_bottle-gitgate-hook")),
+            hook_args: vec![],
+            limits: GateLimits { upstream_timeout_secs: 60, connect_timeout_secs: 10, ..GateLimits::default() },
+        }
+    }
+}
+
+/// The gate running on its own thread and runtime; stopped on drop.
+pub struct GateHandle {
+    pub base_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl GateHandle {
+    pub fn start(config: GateConfig) -> GateHandle {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let base_url = format!("http://{}", listener.local_addr().unwrap());
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                tokio::select! {
+                    result = bottle_gitgate::serve(config, listener) => {
+                        panic!("the gate stopped: {result:?}");
+                    }
+                    _ = stopped => {}
+                }
+            });
+        });
+        GateHandle { base_url, stop: Some(stop), thread: Some(thread) }
+    }
+}
+
+impl Drop for GateHandle {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A git client with its own home and a global configuration that rewrites the
+/// upstream URL to the gate. It cannot use SSH itself, so every operation that works
+/// went through the gate.
+pub struct Client {
+    pub home: PathBuf,
+}
+
+impl Client {
+    pub fn new(world: &World, name: &str, gate: &GateHandle, repos: &[GateRepo]) -> Client {
+        let home = world.path().join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        let client = Client { home };
+        client.point_at(gate, repos);
+        client
+    }
+
+    /// Rewrites the client's configuration for another gate.
+    pub fn point_at(&self, gate: &GateHandle, repos: &[GateRepo]) {
+        let user = GitUser { name: Some("Agent".into()), email: Some("agent@example.org".into()) };
+        let mut config = insteadof_config(repos, &gate.base_url, Some(&user));
+        config.push_str("[protocol \"ssh\"]\n\tallow = never\n[init]\n\tdefaultBranch = main\n");
+        std::fs::write(self.home.join(".gitconfig"), config).unwrap();
+    }
+
+    pub fn command(&self, cwd: &Path) -> Command {
+        let mut command = Command::new("git");
+        command
+            .current_dir(cwd)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap())
+            .env("HOME", &self.home)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", self.home.join(".gitconfig"))
+            .env("GIT_SSH_COMMAND", "false")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .env("LC_ALL", "C");
+        command
+    }
+
+    /// Runs git and returns its output whether it failed or not.
+    pub fn git(&self, cwd: &Path, args: &[&str]) -> Output {
+        self.command(cwd).args(args).output().unwrap()
+    }
+
+    /// Runs git and panics with its output unless it succeeds.
+    pub fn git_ok(&self, cwd: &Path, args: &[&str]) -> String {
+        let output = self.git(cwd, args);
+        assert!(
+            output.status.success(),
+            "git {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Clones the upstream by its ordinary URL into `<home>/<dir>`.
+    pub fn clone(&self, url: &str, dir: &str) -> PathBuf {
+        self.git_ok(&self.home, &["clone", "--quiet", url, dir]);
+        self.home.join(dir)
+    }
+
+    /// Writes a file and commits it; returns the new commit id.
+    pub fn commit_file(&self, work: &Path, path: &str, contents: &str, message: &str) -> String {
+        let file = work.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, contents).unwrap();
+        self.git_ok(work, &["add", "--", path]);
+        self.git_ok(work, &["commit", "--quiet", "-m", message]);
+        self.head(work)
+    }
+
+    pub fn head(&self, work: &Path) -> String {
+        self.git_ok(work, &["rev-parse", "HEAD"]).trim().to_owned()
+    }
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A GitHub personal access token in the documented format, assembled at run time so the
+/// source holds no token literal.
+pub fn fake_github_token() -> String {
+    let body: String = ["Xk7pQ2", "mN9vR4", "sT1wY8", "zA3bC6", "dE0fG5", "hJ2kL9"].concat();
+    format!("ghp_{body}")
+}

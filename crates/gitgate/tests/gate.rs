@@ -1,0 +1,331 @@
+//! End-to-end tests of the git gate on loopback, with real git and a real sshd.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Client, GateHandle, World, fake_github_token, stderr, upstream_ref, upstream_refs};
+
+#[test]
+fn clone_and_push_reach_upstream() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+
+    let work = client.clone(&world.url(), "work");
+    assert!(work.join("README.md").exists());
+    assert!(work.join("src/main.rs").exists());
+    let origin = client.git_ok(&work, &["config", "remote.origin.url"]);
+    assert_eq!(origin.trim(), world.url(), "the agent keeps the ordinary upstream URL");
+
+    let commit = client.commit_file(&work, "notes.txt", "plain notes\n", "Add notes");
+    client.git_ok(&work, &["push", "--quiet", "origin", "main"]);
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), Some(commit.clone()));
+
+    let branch_commit = client.commit_file(&work, "more.txt", "more\n", "Add more");
+    client.git_ok(&work, &["push", "--quiet", "origin", "HEAD:refs/heads/feature/x"]);
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/feature/x"), Some(branch_commit));
+
+    // Protocol version 0 uses the other advertisement format.
+    let v0 = client.home.join("v0");
+    client.git_ok(&client.home, &["-c", "protocol.version=0", "clone", "--quiet", &world.url(), "v0"]);
+    assert_eq!(client.head(&v0), commit);
+}
+
+#[test]
+fn fetch_sees_new_upstream_commits() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+
+    // Another writer pushes straight to the upstream, bypassing the gate.
+    let other = world.path().join("other");
+    common::run(
+        std::process::Command::new("git")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["clone", "--quiet"])
+            .arg(&world.upstream)
+            .arg(&other),
+    );
+    let writer = Client { home: world.path().join("writer") };
+    std::fs::create_dir_all(&writer.home).unwrap();
+    std::fs::write(writer.home.join(".gitconfig"), "[user]\n\tname = W\n\temail = w@example.org\n")
+        .unwrap();
+    let upstream_commit = writer.commit_file(&other, "upstream.txt", "new\n", "Upstream change");
+    writer.git_ok(&other, &["push", "--quiet", "origin", "main"]);
+
+    client.git_ok(&work, &["fetch", "--quiet", "origin"]);
+    let fetched = client.git_ok(&work, &["rev-parse", "origin/main"]);
+    assert_eq!(fetched.trim(), upstream_commit, "the gate refreshed its mirror before serving");
+}
+
+#[test]
+fn push_with_token_is_rejected() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    let token = fake_github_token();
+    let contents = format!("# settings\nGITHUB_TOKEN={token}\n");
+    let commit = client.commit_file(&work, "config/app.env", &contents, "Add settings");
+    let output = client.git(&work, &["push", "origin", "main"]);
+    let message = stderr(&output);
+
+    assert!(!output.status.success(), "the push must fail:\n{message}");
+    assert!(message.contains(&format!("commit {commit}")), "{message}");
+    assert!(message.contains("file config/app.env"), "{message}");
+    assert!(message.contains("line 2"), "{message}");
+    assert!(message.contains("rule github-pat"), "{message}");
+    assert!(!message.contains(&token), "the rejection must not echo the token:\n{message}");
+    assert!(!message.contains(&token[4..]), "not even without its prefix:\n{message}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+
+    // Positive control: the same push without the token goes through.
+    client.git_ok(&work, &["reset", "--quiet", "--hard", "HEAD~1"]);
+    let clean = client.commit_file(&work, "config/app.env", "# settings\n", "Add settings");
+    client.git_ok(&work, &["push", "--quiet", "origin", "main"]);
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), Some(clean));
+}
+
+#[test]
+fn secret_added_then_removed_is_caught() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    let adding =
+        client.commit_file(&work, "token.txt", &format!("{}\n", fake_github_token()), "Add token");
+    client.git_ok(&work, &["rm", "--quiet", "token.txt"]);
+    client.git_ok(&work, &["commit", "--quiet", "-m", "Remove token"]);
+    let output = client.git(&work, &["push", "origin", "main"]);
+    let message = stderr(&output);
+
+    assert!(!output.status.success(), "the push must fail:\n{message}");
+    assert!(message.contains(&format!("commit {adding}, file token.txt, line 1")), "{message}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+}
+
+#[test]
+fn secret_in_message_and_name_is_caught() {
+    let world = World::new();
+    let repo = world.repo();
+    let known = format!("canary-{}", "q8Wz3Lr5Tx9");
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![known.clone()]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    // A commit message carrying a token.
+    let message_text = format!("Deploy with {}", fake_github_token());
+    client.git_ok(&work, &["commit", "--quiet", "--allow-empty", "-m", &message_text]);
+    let commit = client.head(&work);
+    let output = client.git(&work, &["push", "origin", "main"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains(&format!("commit {commit}, commit message or author")), "{text}");
+    assert!(text.contains("rule github-pat"), "{text}");
+    assert!(!text.contains(&fake_github_token()), "{text}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+
+    // A file named after a known secret.
+    client.git_ok(&work, &["reset", "--quiet", "--hard", "HEAD~1"]);
+    let file_name = format!("{known}.txt");
+    let commit = client.commit_file(&work, &file_name, "harmless\n", "Add a file");
+    let output = client.git(&work, &["push", "origin", "main"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains(&format!("commit {commit}, file name [REDACTED:known-secret].txt")), "{text}");
+    assert!(text.contains("rule known-secret"), "{text}");
+    assert!(!text.contains(&known), "{text}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+
+    // An author name that is a known secret.
+    client.git_ok(&work, &["reset", "--quiet", "--hard", "HEAD~1"]);
+    let mut commit_command = client.command(&work);
+    commit_command.env("GIT_AUTHOR_NAME", &known).args(["commit", "--quiet", "--allow-empty", "-m", "Empty"]);
+    common::run(&mut commit_command);
+    let output = client.git(&work, &["push", "origin", "main"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("commit message or author"), "{text}");
+    assert!(!text.contains(&known), "{text}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+}
+
+#[test]
+fn force_delete_and_tags_refused_by_default() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let refs_before = upstream_refs(&world.upstream);
+
+    // Force-push of an older commit.
+    let output = client.git(&work, &["push", "--force", "origin", "HEAD~1:main"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("non-fast-forward (force) pushes are not allowed"), "{}", stderr(&output));
+
+    // Force-push of an unrelated history.
+    client.git_ok(&work, &["checkout", "--quiet", "--orphan", "orphan"]);
+    client.git_ok(&work, &["commit", "--quiet", "-m", "Unrelated"]);
+    let output = client.git(&work, &["push", "--force", "origin", "orphan:main"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("non-fast-forward"), "{}", stderr(&output));
+    client.git_ok(&work, &["checkout", "--quiet", "main"]);
+
+    // Deletion.
+    let output = client.git(&work, &["push", "origin", ":main"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("deleting a branch is not allowed"), "{}", stderr(&output));
+
+    // Tags, lightweight and annotated.
+    client.git_ok(&work, &["tag", "v1"]);
+    let output = client.git(&work, &["push", "origin", "v1"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("pushing tags is not allowed"), "{}", stderr(&output));
+    client.git_ok(&work, &["tag", "-a", "v2", "-m", "Release"]);
+    let output = client.git(&work, &["push", "origin", "v2"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("pushing tags is not allowed"), "{}", stderr(&output));
+
+    // Refs outside refs/heads and refs/tags.
+    let output = client.git(&work, &["push", "origin", "HEAD:refs/notes/x"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("only refs under refs/heads/ and refs/tags/"), "{}", stderr(&output));
+
+    assert_eq!(upstream_refs(&world.upstream), refs_before, "nothing reached the upstream");
+}
+
+#[test]
+fn permissive_policy_allows_force_delete_tags() {
+    let world = World::new();
+    let mut repo = world.repo();
+    repo.push.force = true;
+    repo.push.delete = true;
+    repo.push.tags = true;
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+
+    let older = client.git_ok(&work, &["rev-parse", "HEAD~1"]).trim().to_owned();
+    client.git_ok(&work, &["push", "--quiet", "--force", "origin", "HEAD~1:main"]);
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), Some(older));
+
+    client.git_ok(&work, &["tag", "-a", "v1", "-m", "Release"]);
+    client.git_ok(&work, &["push", "--quiet", "origin", "v1"]);
+    assert!(upstream_ref(&world.upstream, "refs/tags/v1").is_some());
+
+    client.git_ok(&work, &["push", "--quiet", "origin", "HEAD:refs/heads/temp"]);
+    client.git_ok(&work, &["push", "--quiet", "origin", ":temp"]);
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/temp"), None);
+}
+
+#[test]
+fn branch_glob_limits_pushes() {
+    let world = World::new();
+    let mut repo = world.repo();
+    repo.push.branches = vec!["bot/*".to_owned()];
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let main_before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    let commit = client.commit_file(&work, "a.txt", "a\n", "Add a");
+    let output = client.git(&work, &["push", "origin", "main"]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("branch 'main' is not allowed"), "{}", stderr(&output));
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), main_before);
+
+    client.git_ok(&work, &["push", "--quiet", "origin", "HEAD:bot/task"]);
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/bot/task"), Some(commit));
+}
+
+#[test]
+fn wrong_host_key_refuses_fetch_and_push() {
+    let world = World::new();
+    let good_repo = world.repo();
+    let mut bad_repo = world.repo();
+    bad_repo.host_keys = vec![common::keygen(&world.path().join("unrelated_host_key"))];
+
+    // Positive control: with the pinned key right, clone works.
+    let good_gate = GateHandle::start(world.config("good", good_repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &good_gate, &[good_repo]);
+    let work = client.clone(&world.url(), "work");
+    let refs_before = upstream_refs(&world.upstream);
+
+    let bad_gate = GateHandle::start(world.config("bad", bad_repo.clone(), vec![]));
+    client.point_at(&bad_gate, &[bad_repo]);
+
+    let output = client.git(&client.home, &["clone", &world.url(), "second"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("fatal: remote error: git gate: cannot refresh repo 'widgets'"), "{text}");
+    assert!(text.contains("host key does not match the pinned host key"), "{text}");
+    assert!(!client.home.join("second/README.md").exists());
+
+    client.commit_file(&work, "x.txt", "x\n", "Add x");
+    let output = client.git(&work, &["push", "origin", "main"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("host key does not match"), "{text}");
+    assert_eq!(upstream_refs(&world.upstream), refs_before, "nothing reached the upstream");
+}
+
+#[test]
+fn missing_identity_gives_one_clear_error() {
+    let world = World::new();
+    let mut repo = world.repo();
+    repo.identity = world.path().join("no_such_key");
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+
+    let output = client.git(&client.home, &["clone", &world.url(), "work"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|line| line.starts_with("fatal:")).collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0].contains("repo 'widgets'"), "{text}");
+    assert!(errors[0].contains("identity file configured for this repo is missing"), "{text}");
+}
+
+#[test]
+fn unreachable_upstream_gives_one_clear_error() {
+    let world = World::new();
+    let mut repo = world.repo();
+    let closed_port = common::free_port();
+    repo.url = format!("ssh://git@127.0.0.1:{closed_port}{}", world.upstream.display());
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo.clone()]);
+
+    let output = client.git(&client.home, &["clone", &repo.url, "work"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|line| line.starts_with("fatal:")).collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0].contains("repo 'widgets'"), "{text}");
+    assert!(errors[0].contains("cannot connect to the upstream"), "{text}");
+}
+
+#[test]
+fn unknown_repo_is_not_found() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+
+    let url = format!("{}/other.git", gate.base_url);
+    let output = client.git(&client.home, &["ls-remote", &url]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("not found"), "{}", stderr(&output));
+}
