@@ -38,7 +38,10 @@ impl fmt::Debug for GateConfig {
             .field("slug", &self.slug)
             .field("state_dir", &self.state_dir)
             .field("repos", &self.repos)
-            .field("known_secrets", &format_args!("<{} redacted>", self.known_secrets.len()))
+            .field(
+                "known_secrets",
+                &format_args!("<{} redacted>", self.known_secrets.len()),
+            )
             .field("hook_program", &self.hook_program)
             .field("hook_args", &self.hook_args)
             .field("limits", &self.limits)
@@ -81,7 +84,12 @@ pub struct PushPolicy {
 
 impl Default for PushPolicy {
     fn default() -> Self {
-        PushPolicy { branches: vec!["*".to_owned()], force: false, delete: false, tags: false }
+        PushPolicy {
+            branches: vec!["*".to_owned()],
+            force: false,
+            delete: false,
+            tags: false,
+        }
     }
 }
 
@@ -121,7 +129,10 @@ impl GateConfig {
         for repo in &self.repos {
             validate_repo_name(&repo.name)?;
             if !names.insert(repo.name.as_str()) {
-                return Err(GateError::Config(format!("repo '{}' is declared twice", repo.name)));
+                return Err(GateError::Config(format!(
+                    "repo '{}' is declared twice",
+                    repo.name
+                )));
             }
             UpstreamUrl::parse(&repo.url).map_err(|reason| {
                 GateError::Config(format!("repo '{}': invalid url: {reason}", repo.name))
@@ -138,7 +149,10 @@ impl GateConfig {
                 })?;
             }
             if repo.identity.as_os_str().is_empty() {
-                return Err(GateError::Config(format!("repo '{}': empty identity path", repo.name)));
+                return Err(GateError::Config(format!(
+                    "repo '{}': empty identity path",
+                    repo.name
+                )));
             }
             if repo.push.branches.iter().any(|glob| glob.is_empty()) {
                 return Err(GateError::Config(format!(
@@ -156,8 +170,9 @@ impl GateConfig {
 
 /// Accepts names that are safe as one path component and as part of a URL.
 fn validate_repo_name(name: &str) -> Result<(), GateError> {
-    let valid_chars =
-        name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    let valid_chars = name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if name.is_empty() || !valid_chars || name.starts_with(['.', '-']) || name.len() > 100 {
         return Err(GateError::Config(format!(
             "invalid repo name '{}': use letters, digits, '-', '_' and '.', not first",
@@ -177,11 +192,15 @@ pub(crate) fn validate_host_key(line: &str) -> Result<(&str, &str), String> {
     if parts.next().is_some() {
         return Err("expected '<type> <base64>' with nothing after the key".to_owned());
     }
-    let kind_ok = kind.bytes().all(|b| b.is_ascii_alphanumeric() || b"-@.".contains(&b));
+    let kind_ok = kind
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-@.".contains(&b));
     if !kind_ok {
         return Err(format!("invalid key type '{}'", kind.escape_debug()));
     }
-    let blob_ok = blob.bytes().all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
+    let blob_ok = blob
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+/=".contains(&b));
     if !blob_ok {
         return Err("the key is not base64".to_owned());
     }
@@ -240,7 +259,13 @@ mod tests {
 
     #[test]
     fn validate_rejects_bad_host_keys() {
-        for key in ["", "ssh-ed25519", "ssh-ed25519 AAAA extra", "ssh-ed25519 AA\nAA", "x,y AAAA"] {
+        for key in [
+            "",
+            "ssh-ed25519",
+            "ssh-ed25519 AAAA extra",
+            "ssh-ed25519 AA\nAA",
+            "x,y AAAA",
+        ] {
             let mut r = repo("a");
             r.host_keys = vec![key.into()];
             assert!(config(vec![r]).validate().is_err(), "{key:?}");

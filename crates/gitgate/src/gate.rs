@@ -55,7 +55,9 @@ pub async fn serve(config: GateConfig, listener: TcpListener) -> Result<(), Gate
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let gate = Arc::clone(&gate);
-                async move { Ok::<_, std::convert::Infallible>(crate::http::handle(gate, request).await) }
+                async move {
+                    Ok::<_, std::convert::Infallible>(crate::http::handle(gate, request).await)
+                }
             });
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
@@ -83,7 +85,8 @@ async fn start(config: GateConfig) -> Result<Gate, GateError> {
 
     let control_socket = layout.control.join("pre-receive.sock");
     if control_socket.exists() {
-        std::fs::remove_file(&control_socket).map_err(|source| state_error(&control_socket, source))?;
+        std::fs::remove_file(&control_socket)
+            .map_err(|source| state_error(&control_socket, source))?;
     }
     Ok(Gate {
         slug: config.slug,
@@ -110,9 +113,14 @@ fn write_hook(path: &std::path::Path, config: &GateConfig) -> Result<(), GateErr
 /// Fails unless the scanner flags a sample token and each known secret: a scanner that
 /// misses them would let every push through.
 fn self_test(scanner: &Scanner, known_secrets: &[String]) -> Result<(), GateError> {
-    let sample = format!("token = \"ghp_{}\"\n", "Zq3xV8mK2pL9wR4tY7uN1bC6dF0hJ5sA2eG8");
+    let sample = format!(
+        "token = \"ghp_{}\"\n",
+        "Zq3xV8mK2pL9wR4tY7uN1bC6dF0hJ5sA2eG8"
+    );
     if scanner.scan(sample.as_bytes()).is_empty() {
-        return Err(GateError::ScannerSelfTest("a sample GitHub token was not flagged".to_owned()));
+        return Err(GateError::ScannerSelfTest(
+            "a sample GitHub token was not flagged".to_owned(),
+        ));
     }
     for (index, secret) in known_secrets.iter().enumerate() {
         if secret.len() < MIN_KNOWN_SECRET_LEN {
@@ -122,7 +130,9 @@ fn self_test(scanner: &Scanner, known_secrets: &[String]) -> Result<(), GateErro
             continue;
         }
         if scanner.scan(secret.as_bytes()).is_empty() {
-            return Err(GateError::ScannerSelfTest(format!("known secret number {index} was not flagged")));
+            return Err(GateError::ScannerSelfTest(format!(
+                "known secret number {index} was not flagged"
+            )));
         }
     }
     Ok(())

@@ -56,7 +56,10 @@ impl SshTarget {
             format!("-i {}", shell_quote(&self.identity.to_string_lossy())),
             "-o IdentitiesOnly=yes -o IdentityAgent=none".to_owned(),
             "-o StrictHostKeyChecking=yes -o CheckHostIP=no -o UpdateHostKeys=no".to_owned(),
-            format!("-o UserKnownHostsFile={}", shell_quote(&self.known_hosts.to_string_lossy())),
+            format!(
+                "-o UserKnownHostsFile={}",
+                shell_quote(&self.known_hosts.to_string_lossy())
+            ),
             "-o GlobalKnownHostsFile=/dev/null".to_owned(),
             "-o BatchMode=yes -o PasswordAuthentication=no -o KbdInteractiveAuthentication=no"
                 .to_owned(),
@@ -72,7 +75,9 @@ impl SshTarget {
     /// hardened SSH command, no hooks and only the `ssh` transport allowed.
     pub fn git(&self, repo_dir: &Path, home: &Path) -> Command {
         let mut command = local_git(repo_dir, home);
-        command.env("GIT_SSH_COMMAND", self.ssh_command()).env("GIT_SSH_VARIANT", "ssh");
+        command
+            .env("GIT_SSH_COMMAND", self.ssh_command())
+            .env("GIT_SSH_VARIANT", "ssh");
         for option in UPSTREAM_CONFIG {
             command.arg("-c").arg(option);
         }
@@ -96,7 +101,10 @@ pub(crate) enum RunError {
 
 /// Runs a command with stdin closed and output captured, killing it after `limit`.
 pub(crate) async fn run_bounded(mut command: Command, limit: Duration) -> Result<Output, RunError> {
-    command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = command.spawn().map_err(RunError::Spawn)?;
     match tokio::time::timeout(limit, child.wait_with_output()).await {
         Ok(result) => result.map_err(RunError::Spawn),
@@ -114,7 +122,11 @@ pub(crate) fn sanitize_text(bytes: &[u8], max: usize) -> String {
             out.push_str(" [...]");
             break;
         }
-        let safe = if ch.is_control() && ch != '\n' && ch != '\t' { '?' } else { ch };
+        let safe = if ch.is_control() && ch != '\n' && ch != '\t' {
+            '?'
+        } else {
+            ch
+        };
         out.push(safe);
     }
     out

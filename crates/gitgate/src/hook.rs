@@ -74,12 +74,19 @@ fn run_hook() -> Result<bool, String> {
         .map(|line| RefUpdate::parse(line).ok_or("git sent an invalid ref update line"))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let request = HookRequest { ticket, updates, object_directory, quarantine_path };
+    let request = HookRequest {
+        ticket,
+        updates,
+        object_directory,
+        quarantine_path,
+    };
     let mut stream = UnixStream::connect(&socket)
         .map_err(|error| format!("cannot reach the gate's control socket: {error}"))?;
     let mut line = serde_json::to_vec(&request).expect("the request serializes");
     line.push(b'\n');
-    stream.write_all(&line).map_err(|error| format!("sending to the gate failed: {error}"))?;
+    stream
+        .write_all(&line)
+        .map_err(|error| format!("sending to the gate failed: {error}"))?;
 
     let stderr = std::io::stderr();
     for reply in BufReader::new(stream).lines() {
@@ -111,12 +118,19 @@ impl Tickets {
             .lock()
             .expect("ticket map is never poisoned")
             .insert(value.clone(), repo.to_owned());
-        Ticket { value, live: Arc::clone(&self.live) }
+        Ticket {
+            value,
+            live: Arc::clone(&self.live),
+        }
     }
 
     /// Returns the repo a live ticket was issued for.
     pub fn repo(&self, ticket: &str) -> Option<String> {
-        self.live.lock().expect("ticket map is never poisoned").get(ticket).cloned()
+        self.live
+            .lock()
+            .expect("ticket map is never poisoned")
+            .get(ticket)
+            .cloned()
     }
 }
 

@@ -71,7 +71,10 @@ fn parse_endpoint(path: &str) -> Option<Endpoint<'_>> {
     }
     match rest {
         "info/refs" => Some(Endpoint::InfoRefs { repo }),
-        _ => Some(Endpoint::Rpc { repo, service: Service::from_name(rest)? }),
+        _ => Some(Endpoint::Rpc {
+            repo,
+            service: Service::from_name(rest)?,
+        }),
     }
 }
 
@@ -79,7 +82,10 @@ fn parse_endpoint(path: &str) -> Option<Endpoint<'_>> {
 pub(crate) async fn handle(gate: Arc<Gate>, request: Request<Incoming>) -> Response<GateBody> {
     let path = request.uri().path().to_owned();
     let Some(endpoint) = parse_endpoint(&path) else {
-        return text(StatusCode::NOT_FOUND, "git gate: not a git endpoint; use /<repo>.git\n".into());
+        return text(
+            StatusCode::NOT_FOUND,
+            "git gate: not a git endpoint; use /<repo>.git\n".into(),
+        );
     };
     let repo = match &endpoint {
         Endpoint::InfoRefs { repo } | Endpoint::Rpc { repo, .. } => *repo,
@@ -87,7 +93,10 @@ pub(crate) async fn handle(gate: Arc<Gate>, request: Request<Incoming>) -> Respo
     let Some(mirror) = gate.mirror(repo) else {
         return text(
             StatusCode::NOT_FOUND,
-            format!("git gate: no repository named '{}' in this bottle\n", repo.escape_debug()),
+            format!(
+                "git gate: no repository named '{}' in this bottle\n",
+                repo.escape_debug()
+            ),
         );
     };
     let protocol = match git_protocol(&request) {
@@ -118,7 +127,10 @@ pub(crate) async fn handle(gate: Arc<Gate>, request: Request<Incoming>) -> Respo
         }
         Endpoint::Rpc { service, .. } => {
             if request.method() != Method::POST {
-                return text(StatusCode::METHOD_NOT_ALLOWED, "git gate: use POST\n".into());
+                return text(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "git gate: use POST\n".into(),
+                );
             }
             let expected = format!("application/x-{}-request", service.name());
             let content_type = request.headers().get(header::CONTENT_TYPE);
@@ -142,8 +154,14 @@ fn git_protocol(request: &Request<Incoming>) -> Result<Option<String>, String> {
     let value = value.to_str().unwrap_or_default();
     let valid = !value.is_empty()
         && value.len() <= 256
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"=:._-".contains(&b));
-    if valid { Ok(Some(value.to_owned())) } else { Err("git gate: invalid Git-Protocol header\n".into()) }
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"=:._-".contains(&b));
+    if valid {
+        Ok(Some(value.to_owned()))
+    } else {
+        Err("git gate: invalid Git-Protocol header\n".into())
+    }
 }
 
 fn is_protocol_v2(protocol: Option<&str>) -> bool {
@@ -166,11 +184,19 @@ async fn advertise(
     let content_type = format!("application/x-{}-advertisement", service.name());
     if let Err(message) = refreshed {
         tracing::warn!(slug = %gate.slug, repo = %mirror.repo.name, "{message}");
-        return git_response(&content_type, Full::new(pkt_line(&format!("ERR {message}"))).boxed());
+        return git_response(
+            &content_type,
+            Full::new(pkt_line(&format!("ERR {message}"))).boxed(),
+        );
     }
 
     let mut command = local_git(&mirror.dir, &mirror.home);
-    command.args([service.subcommand(), "--stateless-rpc", "--advertise-refs", "."]);
+    command.args([
+        service.subcommand(),
+        "--stateless-rpc",
+        "--advertise-refs",
+        ".",
+    ]);
     if service == Service::UploadPack
         && let Some(protocol) = protocol
     {
@@ -181,11 +207,17 @@ async fn advertise(
         Ok(output) => {
             let reason = sanitize_text(&output.stderr, 300);
             tracing::error!(repo = %mirror.repo.name, "{} --advertise-refs failed: {reason}", service.subcommand());
-            return git_response(&content_type, Full::new(pkt_line("ERR git gate: cannot list the mirror's refs")).boxed());
+            return git_response(
+                &content_type,
+                Full::new(pkt_line("ERR git gate: cannot list the mirror's refs")).boxed(),
+            );
         }
         Err(error) => {
             tracing::error!(repo = %mirror.repo.name, "{} --advertise-refs failed: {error}", service.subcommand());
-            return git_response(&content_type, Full::new(pkt_line("ERR git gate: cannot list the mirror's refs")).boxed());
+            return git_response(
+                &content_type,
+                Full::new(pkt_line("ERR git gate: cannot list the mirror's refs")).boxed(),
+            );
         }
     };
 
@@ -207,11 +239,18 @@ async fn rpc(
     protocol: Option<String>,
     request: Request<Incoming>,
 ) -> Response<GateBody> {
-    let gzip = match request.headers().get(header::CONTENT_ENCODING).map(|v| v.as_bytes()) {
+    let gzip = match request
+        .headers()
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.as_bytes())
+    {
         None | Some(b"identity") => false,
         Some(b"gzip" | b"x-gzip") => true,
         Some(_) => {
-            return text(StatusCode::UNSUPPORTED_MEDIA_TYPE, "git gate: unsupported Content-Encoding\n".into());
+            return text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "git gate: unsupported Content-Encoding\n".into(),
+            );
         }
     };
 
@@ -231,12 +270,18 @@ async fn rpc(
         }
         Service::UploadPack => None,
     };
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
             tracing::error!(repo = %mirror.repo.name, "cannot start git {}: {error}", service.subcommand());
-            return text(StatusCode::INTERNAL_SERVER_ERROR, "git gate: cannot start git\n".into());
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "git gate: cannot start git\n".into(),
+            );
         }
     };
 
@@ -250,7 +295,13 @@ async fn rpc(
     });
 
     let (sender, body) = Channel::<Bytes, Infallible>::new(4);
-    tokio::spawn(stream_output(child, sender, mirror.repo.name.clone(), service, ticket));
+    tokio::spawn(stream_output(
+        child,
+        sender,
+        mirror.repo.name.clone(),
+        service,
+        ticket,
+    ));
     let content_type = format!("application/x-{}-result", service.name());
     git_response(&content_type, body.boxed())
 }
@@ -267,10 +318,14 @@ async fn copy_request_body(
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| format!("reading the request failed: {error}"))?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         let chunk = match decoder.as_mut() {
             Some(decoder) => {
-                decoder.write_all(&data).map_err(|error| format!("invalid gzip body: {error}"))?;
+                decoder
+                    .write_all(&data)
+                    .map_err(|error| format!("invalid gzip body: {error}"))?;
                 std::mem::take(decoder.get_mut())
             }
             None => data.to_vec(),
@@ -279,17 +334,28 @@ async fn copy_request_body(
         if total > limit {
             return Err(format!("the request is larger than {limit} bytes"));
         }
-        stdin.write_all(&chunk).await.map_err(|error| format!("writing to git failed: {error}"))?;
+        stdin
+            .write_all(&chunk)
+            .await
+            .map_err(|error| format!("writing to git failed: {error}"))?;
     }
     if let Some(decoder) = decoder {
-        let rest = decoder.finish().map_err(|error| format!("invalid gzip body: {error}"))?;
+        let rest = decoder
+            .finish()
+            .map_err(|error| format!("invalid gzip body: {error}"))?;
         total += rest.len() as u64;
         if total > limit {
             return Err(format!("the request is larger than {limit} bytes"));
         }
-        stdin.write_all(&rest).await.map_err(|error| format!("writing to git failed: {error}"))?;
+        stdin
+            .write_all(&rest)
+            .await
+            .map_err(|error| format!("writing to git failed: {error}"))?;
     }
-    stdin.shutdown().await.map_err(|error| format!("closing git's input failed: {error}"))
+    stdin
+        .shutdown()
+        .await
+        .map_err(|error| format!("closing git's input failed: {error}"))
 }
 
 /// Streams git's stdout to the response and logs its stderr and exit status. The ticket
@@ -315,7 +381,11 @@ async fn stream_output(
         match stdout.read(&mut buffer).await {
             Ok(0) => break,
             Ok(n) => {
-                if sender.send_data(Bytes::copy_from_slice(&buffer[..n])).await.is_err() {
+                if sender
+                    .send_data(Bytes::copy_from_slice(&buffer[..n]))
+                    .await
+                    .is_err()
+                {
                     tracing::debug!(%repo, "the client went away; stopping git {}", service.subcommand());
                     let _ = child.start_kill();
                     break;
@@ -340,7 +410,9 @@ async fn stream_output(
             service.subcommand(),
             sanitize_text(&stderr_text, 500)
         ),
-        Err(error) => tracing::warn!(%repo, "waiting for git {} failed: {error}", service.subcommand()),
+        Err(error) => {
+            tracing::warn!(%repo, "waiting for git {} failed: {error}", service.subcommand())
+        }
     }
     drop(ticket);
 }
@@ -358,7 +430,10 @@ fn git_response(content_type: &str, body: GateBody) -> Response<GateBody> {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "no-cache, max-age=0, must-revalidate")
+        .header(
+            header::CACHE_CONTROL,
+            "no-cache, max-age=0, must-revalidate",
+        )
         .body(body)
         .expect("static headers are valid")
 }
@@ -377,10 +452,16 @@ mod tests {
 
     #[test]
     fn endpoints_parse() {
-        assert_eq!(parse_endpoint("/w.git/info/refs"), Some(Endpoint::InfoRefs { repo: "w" }));
+        assert_eq!(
+            parse_endpoint("/w.git/info/refs"),
+            Some(Endpoint::InfoRefs { repo: "w" })
+        );
         assert_eq!(
             parse_endpoint("/w.git/git-receive-pack"),
-            Some(Endpoint::Rpc { repo: "w", service: Service::ReceivePack })
+            Some(Endpoint::Rpc {
+                repo: "w",
+                service: Service::ReceivePack
+            })
         );
         assert_eq!(parse_endpoint("/w.git/objects/info/packs"), None);
         assert_eq!(parse_endpoint("/a/b.git/info/refs"), None);

@@ -25,8 +25,15 @@ pub fn insteadof_config(repos: &[GateRepo], gate_base_url: &str, user: Option<&G
     let base = gate_base_url.trim_end_matches('/');
     let mut text = String::new();
     for repo in repos {
-        let Ok(url) = UpstreamUrl::parse(&repo.url) else { continue };
-        writeln!(text, "[url {}]", quote(&format!("{base}/{}.git", repo.name))).expect("string");
+        let Ok(url) = UpstreamUrl::parse(&repo.url) else {
+            continue;
+        };
+        writeln!(
+            text,
+            "[url {}]",
+            quote(&format!("{base}/{}.git", repo.name))
+        )
+        .expect("string");
         for form in url.equivalent_forms(&repo.url) {
             writeln!(text, "\tinsteadOf = {}", quote(&form)).expect("string");
         }
@@ -85,14 +92,23 @@ mod tests {
 
     #[test]
     fn writes_user_and_escapes_quotes() {
-        let user = GitUser { name: Some("Bot \"B\"".into()), email: Some("b@example.org".into()) };
+        let user = GitUser {
+            name: Some("Bot \"B\"".into()),
+            email: Some("b@example.org".into()),
+        };
         let text = insteadof_config(&[], "http://127.0.0.1:1", Some(&user));
-        assert_eq!(text, "[user]\n\tname = \"Bot \\\"B\\\"\"\n\temail = \"b@example.org\"\n");
+        assert_eq!(
+            text,
+            "[user]\n\tname = \"Bot \\\"B\\\"\"\n\temail = \"b@example.org\"\n"
+        );
     }
 
     #[test]
     fn drops_values_with_newlines() {
-        let user = GitUser { name: Some("a\n[core]\nx".into()), email: None };
+        let user = GitUser {
+            name: Some("a\n[core]\nx".into()),
+            email: None,
+        };
         assert_eq!(insteadof_config(&[], "http://127.0.0.1:1", Some(&user)), "");
     }
 
@@ -100,7 +116,10 @@ mod tests {
     fn output_parses_with_git() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("config");
-        let user = GitUser { name: Some("Bot".into()), email: None };
+        let user = GitUser {
+            name: Some("Bot".into()),
+            email: None,
+        };
         let text = insteadof_config(
             &[repo("w", "ssh://git@h.example.org/srv/w.git")],
             "http://127.0.0.1:7",
@@ -115,7 +134,11 @@ mod tests {
             .expect("run git");
         assert!(output.status.success());
         let forms = String::from_utf8(output.stdout).expect("utf-8");
-        assert!(forms.lines().any(|line| line == "ssh://git@h.example.org/srv/w.git"));
+        assert!(
+            forms
+                .lines()
+                .any(|line| line == "ssh://git@h.example.org/srv/w.git")
+        );
         assert!(forms.lines().any(|line| line == "git@h.example.org:/srv/w"));
     }
 }

@@ -61,7 +61,10 @@ impl StateLayout {
 }
 
 pub(crate) fn state_error(path: &Path, source: std::io::Error) -> GateError {
-    GateError::State { path: path.to_owned(), source }
+    GateError::State {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes a file readable only by the gate's user, replacing any old one.
@@ -73,7 +76,8 @@ pub(crate) fn write_private(path: &Path, contents: &[u8], mode: u32) -> Result<(
         .mode(mode)
         .open(path)
         .map_err(|source| state_error(path, source))?;
-    file.write_all(contents).map_err(|source| state_error(path, source))
+    file.write_all(contents)
+        .map_err(|source| state_error(path, source))
 }
 
 impl Mirror {
@@ -94,10 +98,14 @@ impl Mirror {
         write_private(&known_hosts, lines.as_bytes(), 0o600)?;
 
         let dir = layout.mirrors.join(format!("{}.git", repo.name));
-        let mirror_error = |reason: String| GateError::Mirror { repo: repo.name.clone(), reason };
+        let mirror_error = |reason: String| GateError::Mirror {
+            repo: repo.name.clone(),
+            reason,
+        };
         if !dir.join("HEAD").exists() {
             let mut init = local_git(&layout.mirrors, &layout.home);
-            init.args(["init", "--quiet", "--bare", "--initial-branch=main"]).arg(&dir);
+            init.args(["init", "--quiet", "--bare", "--initial-branch=main"])
+                .arg(&dir);
             let output = run_bounded(init, Duration::from_secs(60))
                 .await
                 .map_err(|error| mirror_error(error.to_string()))?;
@@ -127,19 +135,32 @@ impl Mirror {
     /// The caller holds `lock`. The error is a message for the agent's git.
     pub async fn refresh(&self) -> Result<(), String> {
         let name = &self.repo.name;
-        let fail = |reason: String| format!("git gate: cannot refresh repo '{name}' from {}: {reason}", self.repo.url);
+        let fail = |reason: String| {
+            format!(
+                "git gate: cannot refresh repo '{name}' from {}: {reason}",
+                self.repo.url
+            )
+        };
         self.check_identity().map_err(fail)?;
 
         let mut ls_remote = self.ssh.git(&self.dir, &self.home);
         ls_remote.args(["ls-remote", "--symref", "--", &self.repo.url, "HEAD"]);
         let listing = self.run_upstream(ls_remote).await.map_err(fail)?;
-        let default_branch = String::from_utf8_lossy(&listing)
-            .lines()
-            .find_map(|line| line.strip_prefix("ref: ")?.strip_suffix("\tHEAD").map(str::to_owned));
+        let default_branch = String::from_utf8_lossy(&listing).lines().find_map(|line| {
+            line.strip_prefix("ref: ")?
+                .strip_suffix("\tHEAD")
+                .map(str::to_owned)
+        });
 
         let mut fetch = self.ssh.git(&self.dir, &self.home);
         fetch
-            .args(["fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head"])
+            .args([
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--no-tags",
+                "--no-write-fetch-head",
+            ])
             .args(["--update-head-ok", "--no-auto-gc", "--", &self.repo.url])
             .args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
         self.run_upstream(fetch).await.map_err(fail)?;
@@ -167,8 +188,10 @@ impl Mirror {
                     identity = %self.ssh.identity.display(),
                     "the identity file of this repo is missing"
                 );
-                Err("the SSH identity file configured for this repo is missing on the host"
-                    .to_owned())
+                Err(
+                    "the SSH identity file configured for this repo is missing on the host"
+                        .to_owned(),
+                )
             }
         }
     }
@@ -193,26 +216,42 @@ impl Mirror {
 /// Turns `ssh` and `git` error output into one line for the agent.
 pub(crate) fn upstream_failure_reason(stderr: &[u8]) -> String {
     let text = String::from_utf8_lossy(stderr);
-    if text.contains("Host key verification failed") || text.contains("REMOTE HOST IDENTIFICATION") {
+    if text.contains("Host key verification failed") || text.contains("REMOTE HOST IDENTIFICATION")
+    {
         return "the upstream's SSH host key does not match the pinned host key".to_owned();
     }
     if text.contains("Permission denied") {
         return "the upstream rejected the SSH key of the gate (permission denied)".to_owned();
     }
-    for marker in ["Connection refused", "timed out", "No route to host", "Could not resolve"] {
+    for marker in [
+        "Connection refused",
+        "timed out",
+        "No route to host",
+        "Could not resolve",
+    ] {
         if text.contains(marker) {
             return format!("cannot connect to the upstream: {}", marker.to_lowercase());
         }
     }
-    let last_lines: Vec<&str> =
-        text.lines().map(str::trim).filter(|line| !line.is_empty()).collect();
+    let last_lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
     let tail = last_lines[last_lines.len().saturating_sub(2)..].join(" / ");
-    if tail.is_empty() { "git failed without a message".to_owned() } else { sanitize_text(tail.as_bytes(), 300) }
+    if tail.is_empty() {
+        "git failed without a message".to_owned()
+    } else {
+        sanitize_text(tail.as_bytes(), 300)
+    }
 }
 
 /// The mirror's whole configuration: nothing is inherited from the host.
 fn mirror_config(repo: &GateRepo, hooks: &Path, limits: &GateLimits) -> String {
-    let hooks = hooks.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"");
+    let hooks = hooks
+        .to_string_lossy()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
     format!(
         "[core]\n\
          \trepositoryformatversion = 0\n\
@@ -245,13 +284,15 @@ mod tests {
 
     #[test]
     fn failure_reason_names_host_key_mismatch() {
-        let reason = upstream_failure_reason(b"Host key verification failed.\r\nfatal: Could not read");
+        let reason =
+            upstream_failure_reason(b"Host key verification failed.\r\nfatal: Could not read");
         assert!(reason.contains("host key does not match"));
     }
 
     #[test]
     fn failure_reason_names_refused_connection() {
-        let reason = upstream_failure_reason(b"ssh: connect to host 127.0.0.1 port 1: Connection refused");
+        let reason =
+            upstream_failure_reason(b"ssh: connect to host 127.0.0.1 port 1: Connection refused");
         assert!(reason.contains("connection refused"));
     }
 

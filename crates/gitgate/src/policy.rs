@@ -18,7 +18,11 @@ impl RefUpdate {
         if parts.next().is_some() || !is_object_id(old) || !is_object_id(new) || name.is_empty() {
             return None;
         }
-        Some(RefUpdate { old: old.to_owned(), new: new.to_owned(), name: name.to_owned() })
+        Some(RefUpdate {
+            old: old.to_owned(),
+            new: new.to_owned(),
+            name: name.to_owned(),
+        })
     }
 
     pub fn is_create(&self) -> bool {
@@ -47,7 +51,11 @@ pub(crate) fn check_update(
     fast_forward: bool,
 ) -> Result<(), String> {
     if let Some(branch) = update.name.strip_prefix("refs/heads/") {
-        if !policy.branches.iter().any(|glob| glob_matches(glob, branch)) {
+        if !policy
+            .branches
+            .iter()
+            .any(|glob| glob_matches(glob, branch))
+        {
             return Err(format!(
                 "branch '{branch}' is not allowed; allowed branches: {}",
                 policy.branches.join(", ")
@@ -57,7 +65,10 @@ pub(crate) fn check_update(
             return allow(policy.delete, "deleting a branch is not allowed");
         }
         if !update.is_create() && !fast_forward {
-            return allow(policy.force, "non-fast-forward (force) pushes are not allowed");
+            return allow(
+                policy.force,
+                "non-fast-forward (force) pushes are not allowed",
+            );
         }
         return Ok(());
     }
@@ -77,7 +88,11 @@ pub(crate) fn check_update(
 }
 
 fn allow(allowed: bool, reason: &str) -> Result<(), String> {
-    if allowed { Ok(()) } else { Err(reason.to_owned()) }
+    if allowed {
+        Ok(())
+    } else {
+        Err(reason.to_owned())
+    }
 }
 
 /// Matches `text` against a glob where `*` matches any sequence (including `/`) and `?`
@@ -119,7 +134,11 @@ mod tests {
     const ZERO: &str = "0000000000000000000000000000000000000000";
 
     fn update(old: &str, new: &str, name: &str) -> RefUpdate {
-        RefUpdate { old: old.into(), new: new.into(), name: name.into() }
+        RefUpdate {
+            old: old.into(),
+            new: new.into(),
+            name: name.into(),
+        }
     }
 
     #[test]
@@ -150,7 +169,12 @@ mod tests {
 
     #[test]
     fn permissive_policy_allows_them() {
-        let policy = PushPolicy { branches: vec!["*".into()], force: true, delete: true, tags: true };
+        let policy = PushPolicy {
+            branches: vec!["*".into()],
+            force: true,
+            delete: true,
+            tags: true,
+        };
         assert!(check_update(&policy, &update(A, B, "refs/heads/main"), false).is_ok());
         assert!(check_update(&policy, &update(A, ZERO, "refs/heads/main"), true).is_ok());
         assert!(check_update(&policy, &update(ZERO, B, "refs/tags/v1"), true).is_ok());
@@ -158,15 +182,31 @@ mod tests {
 
     #[test]
     fn other_namespaces_rejected_even_when_permissive() {
-        let policy = PushPolicy { branches: vec!["*".into()], force: true, delete: true, tags: true };
-        for name in ["refs/notes/commits", "refs/meta/config", "HEAD", "refs/remotes/o/x"] {
-            assert!(check_update(&policy, &update(ZERO, B, name), true).is_err(), "{name}");
+        let policy = PushPolicy {
+            branches: vec!["*".into()],
+            force: true,
+            delete: true,
+            tags: true,
+        };
+        for name in [
+            "refs/notes/commits",
+            "refs/meta/config",
+            "HEAD",
+            "refs/remotes/o/x",
+        ] {
+            assert!(
+                check_update(&policy, &update(ZERO, B, name), true).is_err(),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn branch_globs() {
-        let policy = PushPolicy { branches: vec!["bot/*".into()], ..PushPolicy::default() };
+        let policy = PushPolicy {
+            branches: vec!["bot/*".into()],
+            ..PushPolicy::default()
+        };
         assert!(check_update(&policy, &update(ZERO, B, "refs/heads/bot/a"), true).is_ok());
         let err = check_update(&policy, &update(ZERO, B, "refs/heads/main"), true);
         assert!(err.expect_err("main").contains("bot/*"));

@@ -56,20 +56,30 @@ impl Replies {
 
 async fn handle_hook(gate: Arc<Gate>, mut stream: UnixStream) {
     let mut line = String::new();
-    let read = BufReader::new((&mut stream).take(MAX_REQUEST_BYTES)).read_line(&mut line).await;
+    let read = BufReader::new((&mut stream).take(MAX_REQUEST_BYTES))
+        .read_line(&mut line)
+        .await;
     let mut replies = Replies { stream };
     let request = match read {
         Ok(_) => serde_json::from_str::<HookRequest>(&line).ok(),
         Err(_) => None,
     };
     let Some(request) = request else {
-        replies.message("git gate: push rejected: the pre-receive hook sent an invalid request").await;
+        replies
+            .message("git gate: push rejected: the pre-receive hook sent an invalid request")
+            .await;
         replies.send(&HookReply::Verdict { accepted: false }).await;
         return;
     };
-    let Some(mirror) = gate.tickets.repo(&request.ticket).and_then(|repo| gate.mirror(&repo)) else {
+    let Some(mirror) = gate
+        .tickets
+        .repo(&request.ticket)
+        .and_then(|repo| gate.mirror(&repo))
+    else {
         tracing::warn!(slug = %gate.slug, "pre-receive request with an unknown ticket");
-        replies.message("git gate: push rejected: this push is not known to the gate").await;
+        replies
+            .message("git gate: push rejected: this push is not known to the gate")
+            .await;
         replies.send(&HookReply::Verdict { accepted: false }).await;
         return;
     };
@@ -77,13 +87,22 @@ async fn handle_hook(gate: Arc<Gate>, mut stream: UnixStream) {
     let limit = Duration::from_secs(gate.limits.pre_receive_timeout_secs);
     let outcome = {
         let _guard = mirror.lock.lock().await;
-        tokio::time::timeout(limit, check_and_forward(&gate, &mirror, &request, &mut replies)).await
+        tokio::time::timeout(
+            limit,
+            check_and_forward(&gate, &mirror, &request, &mut replies),
+        )
+        .await
     };
     let accepted = match outcome {
         Ok(Ok(())) => true,
         Ok(Err(reason)) => {
             tracing::info!(slug = %gate.slug, repo = %mirror.repo.name, "push rejected: {reason}");
-            replies.message(format!("git gate: push to '{}' rejected: {reason}", mirror.repo.name)).await;
+            replies
+                .message(format!(
+                    "git gate: push to '{}' rejected: {reason}",
+                    mirror.repo.name
+                ))
+                .await;
             false
         }
         Err(_) => {
@@ -122,7 +141,10 @@ async fn check_and_forward(
         }
     }
     if !violations.is_empty() {
-        return Err(format!("the push policy does not allow it:\n{}", violations.join("\n")));
+        return Err(format!(
+            "the push policy does not allow it:\n{}",
+            violations.join("\n")
+        ));
     }
 
     let tips: Vec<String> = request
@@ -131,11 +153,20 @@ async fn check_and_forward(
         .filter(|update| !update.is_delete())
         .map(|update| update.new.clone())
         .collect();
-    let findings = scan_push(mirror, &quarantine, &gate.scanner, &tips, gate.limits.max_object_bytes)
-        .await
-        .map_err(|reason| format!("the secret scan failed: {reason}"))?;
+    let findings = scan_push(
+        mirror,
+        &quarantine,
+        &gate.scanner,
+        &tips,
+        gate.limits.max_object_bytes,
+    )
+    .await
+    .map_err(|reason| format!("the secret scan failed: {reason}"))?;
     if !findings.is_empty() {
-        let lines: Vec<String> = findings.iter().map(|finding| format!("  {finding}")).collect();
+        let lines: Vec<String> = findings
+            .iter()
+            .map(|finding| format!("  {finding}"))
+            .collect();
         tracing::warn!(
             slug = %gate.slug,
             repo = %mirror.repo.name,
@@ -162,13 +193,20 @@ fn locate_quarantine(mirror: &Mirror, request: &HookRequest) -> Result<Quarantin
         .map_err(|error| format!("the mirror's object directory is missing: {error}"))?;
     let Some(given) = &request.object_directory else {
         if request.updates.iter().all(RefUpdate::is_delete) {
-            return Ok(Quarantine { object_directory: None, mirror_objects });
+            return Ok(Quarantine {
+                object_directory: None,
+                mirror_objects,
+            });
         }
         return Err("the push was not quarantined".to_owned());
     };
 
     let given = PathBuf::from(given);
-    let given = if given.is_absolute() { given } else { mirror.dir.join(given) };
+    let given = if given.is_absolute() {
+        given
+    } else {
+        mirror.dir.join(given)
+    };
     let object_directory = given
         .canonicalize()
         .map_err(|_| "the push's quarantine directory is missing".to_owned())?;
@@ -185,7 +223,10 @@ fn locate_quarantine(mirror: &Mirror, request: &HookRequest) -> Result<Quarantin
     {
         return Err("GIT_QUARANTINE_PATH does not match GIT_OBJECT_DIRECTORY".to_owned());
     }
-    Ok(Quarantine { object_directory: Some(object_directory), mirror_objects })
+    Ok(Quarantine {
+        object_directory: Some(object_directory),
+        mirror_objects,
+    })
 }
 
 /// Whether `update.new` descends from `update.old`. Creations and deletions count as
@@ -237,27 +278,43 @@ async fn forward(
         if rewrites {
             // A lease makes the upstream apply a forced update or deletion only if the
             // ref still has the value the policy was checked against.
-            let expected = if update.is_create() { String::new() } else { update.old.clone() };
+            let expected = if update.is_create() {
+                String::new()
+            } else {
+                update.old.clone()
+            };
             command.arg(format!("--force-with-lease={}:{expected}", update.name));
         }
-        let source = if update.is_delete() { "" } else { update.new.as_str() };
+        let source = if update.is_delete() {
+            ""
+        } else {
+            update.new.as_str()
+        };
         refspecs.push(format!("{source}:{}", update.name));
     }
     command.arg("--").arg(&mirror.repo.url).args(&refspecs);
 
     let output = match run_bounded(command, mirror.upstream_timeout).await {
         Ok(output) => output,
-        Err(error @ RunError::Timeout(_)) => return Err(format!("forwarding to the upstream {error}")),
+        Err(error @ RunError::Timeout(_)) => {
+            return Err(format!("forwarding to the upstream {error}"));
+        }
         Err(error) => return Err(format!("forwarding to the upstream failed: {error}")),
     };
     let upstream_text = [output.stderr.as_slice(), output.stdout.as_slice()].concat();
-    for line in sanitize_text(&upstream_text, 8000).lines().filter(|line| !line.trim().is_empty()) {
+    for line in sanitize_text(&upstream_text, 8000)
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+    {
         replies.message(format!("upstream: {line}")).await;
     }
     if output.status.success() {
         tracing::info!(repo = %mirror.repo.name, refs = updates.len(), "push forwarded upstream");
         Ok(())
     } else {
-        Err(format!("the upstream did not accept the push: {}", upstream_failure_reason(&output.stderr)))
+        Err(format!(
+            "the upstream did not accept the push: {}",
+            upstream_failure_reason(&output.stderr)
+        ))
     }
 }

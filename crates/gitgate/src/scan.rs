@@ -81,9 +81,15 @@ impl fmt::Display for PushFinding {
             Place::File(path) => write!(f, "{object}, file {path}, line {line}: rule {rule}"),
             Place::FileName(path) => write!(f, "{object}, file name {path}: rule {rule}"),
             Place::CommitText => {
-                write!(f, "{object}, commit message or author, line {line}: rule {rule}")
+                write!(
+                    f,
+                    "{object}, commit message or author, line {line}: rule {rule}"
+                )
             }
-            Place::TagText => write!(f, "{object}, tag message or tagger, line {line}: rule {rule}"),
+            Place::TagText => write!(
+                f,
+                "{object}, tag message or tagger, line {line}: rule {rule}"
+            ),
         }
     }
 }
@@ -121,7 +127,10 @@ pub(crate) async fn scan_push(
     let objects = list_new_objects(mirror, quarantine, tips).await?;
     let raw = scan_objects(mirror, quarantine, scanner, &objects, max_object_bytes).await?;
 
-    let commit_of = if raw.iter().any(|found| matches!(found.kind, ObjectKind::Tree | ObjectKind::Blob)) {
+    let commit_of = if raw
+        .iter()
+        .any(|found| matches!(found.kind, ObjectKind::Tree | ObjectKind::Blob))
+    {
         first_commits(mirror, quarantine, tips).await
     } else {
         HashMap::new()
@@ -133,7 +142,12 @@ pub(crate) async fn scan_push(
                 ObjectKind::Commit | ObjectKind::Tag => Some(found.object),
                 ObjectKind::Tree | ObjectKind::Blob => commit_of.get(&found.object).cloned(),
             };
-            PushFinding { commit, place: found.place, line: found.line, rule: found.rule }
+            PushFinding {
+                commit,
+                place: found.place,
+                line: found.line,
+                rule: found.rule,
+            }
         })
         .collect();
     Ok(findings)
@@ -147,7 +161,10 @@ async fn list_new_objects(
     tips: &[String],
 ) -> Result<Vec<(String, String)>, String> {
     let mut command = quarantine.git(mirror);
-    command.args(["rev-list", "--objects"]).args(tips).args(["--not", "--all"]);
+    command
+        .args(["rev-list", "--objects"])
+        .args(tips)
+        .args(["--not", "--all"]);
     let output = run_bounded(command, mirror.upstream_timeout)
         .await
         .map_err(|error| format!("listing the pushed objects failed: {error}"))?;
@@ -178,12 +195,19 @@ async fn scan_objects(
 ) -> Result<Vec<RawFinding>, String> {
     let mut command = quarantine.git(mirror);
     command.args(["cat-file", "--batch"]);
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null());
-    let mut child =
-        command.spawn().map_err(|error| format!("cannot run git cat-file: {error}"))?;
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = command
+        .spawn()
+        .map_err(|error| format!("cannot run git cat-file: {error}"))?;
 
     let mut stdin = child.stdin.take().expect("stdin was piped");
-    let ids: Vec<u8> = objects.iter().flat_map(|(id, _)| format!("{id}\n").into_bytes()).collect();
+    let ids: Vec<u8> = objects
+        .iter()
+        .flat_map(|(id, _)| format!("{id}\n").into_bytes())
+        .collect();
     let writer = tokio::spawn(async move {
         let result = stdin.write_all(&ids).await;
         drop(stdin);
@@ -199,13 +223,20 @@ async fn scan_objects(
             .await
             .map_err(|error| format!("reading object {id} failed: {error}"))?;
         let mut fields = header.split_ascii_whitespace();
-        let (Some(_), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next()) else {
+        let (Some(_), Some(kind), Some(size)) = (fields.next(), fields.next(), fields.next())
+        else {
             return Err(format!("object {id} cannot be read"));
         };
-        let size: u64 = size.parse().map_err(|_| format!("object {id} has an invalid size"))?;
+        let size: u64 = size
+            .parse()
+            .map_err(|_| format!("object {id} has an invalid size"))?;
         if size > max_object_bytes {
             let _ = child.start_kill();
-            let name = if path.is_empty() { id.clone() } else { format!("{path} ({id})") };
+            let name = if path.is_empty() {
+                id.clone()
+            } else {
+                format!("{path} ({id})")
+            };
             return Err(format!(
                 "object {name} is {size} bytes, more than the {max_object_bytes} bytes the \
                  scanner reads; large files are rejected rather than pushed unscanned"
@@ -236,7 +267,10 @@ async fn scan_objects(
         .await
         .map_err(|error| format!("git cat-file input task failed: {error}"))?
         .map_err(|error| format!("writing to git cat-file failed: {error}"))?;
-    let status = child.wait().await.map_err(|error| format!("git cat-file failed: {error}"))?;
+    let status = child
+        .wait()
+        .await
+        .map_err(|error| format!("git cat-file failed: {error}"))?;
     if !status.success() {
         return Err(format!("git cat-file exited with {status}"));
     }
@@ -265,7 +299,10 @@ fn scan_object(
     match kind {
         ObjectKind::Commit => add(Place::CommitText, scanner.scan(contents)),
         ObjectKind::Tag => add(Place::TagText, scanner.scan(contents)),
-        ObjectKind::Blob => add(Place::File(display_path(scanner, path)), scanner.scan(contents)),
+        ObjectKind::Blob => add(
+            Place::File(display_path(scanner, path)),
+            scanner.scan(contents),
+        ),
         ObjectKind::Tree => {
             let hash_len = id.len() / 2;
             for name in tree_entry_names(contents, hash_len)
@@ -276,7 +313,10 @@ fn scan_object(
                 } else {
                     format!("{path}/{}", String::from_utf8_lossy(name))
                 };
-                add(Place::FileName(display_path(scanner, &full)), scanner.scan(name));
+                add(
+                    Place::FileName(display_path(scanner, &full)),
+                    scanner.scan(name),
+                );
             }
         }
     }
@@ -313,7 +353,14 @@ async fn first_commits(
 ) -> HashMap<String, String> {
     let mut command = quarantine.git(mirror);
     command
-        .args(["log", "--reverse", "--raw", "-t", "--no-renames", "--no-abbrev"])
+        .args([
+            "log",
+            "--reverse",
+            "--raw",
+            "-t",
+            "--no-renames",
+            "--no-abbrev",
+        ])
         .arg("--format=commit %H %T")
         .args(tips)
         .args(["--not", "--all"]);
@@ -327,13 +374,22 @@ async fn first_commits(
             let mut ids = ids.split(' ');
             current = ids.next().unwrap_or_default().to_owned();
             if let Some(tree) = ids.next() {
-                first.entry(tree.to_owned()).or_insert_with(|| current.clone());
+                first
+                    .entry(tree.to_owned())
+                    .or_insert_with(|| current.clone());
             }
         } else if let Some(raw) = line.strip_prefix(':') {
             // `:<old mode> <new mode> <old id> <new id> <status>\t<path>`
-            let fields: Vec<&str> = raw.split('\t').next().unwrap_or_default().split(' ').collect();
+            let fields: Vec<&str> = raw
+                .split('\t')
+                .next()
+                .unwrap_or_default()
+                .split(' ')
+                .collect();
             if let Some(new_id) = fields.get(3).filter(|id| !id.bytes().all(|b| b == b'0')) {
-                first.entry((*new_id).to_owned()).or_insert_with(|| current.clone());
+                first
+                    .entry((*new_id).to_owned())
+                    .or_insert_with(|| current.clone());
             }
         }
     }

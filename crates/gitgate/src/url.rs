@@ -17,40 +17,62 @@ pub(crate) struct UpstreamUrl {
 impl UpstreamUrl {
     /// Parses `ssh://[user@]host[:port]/path` or `[user@]host:path`.
     pub fn parse(url: &str) -> Result<UpstreamUrl, String> {
-        if url.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'\\') {
+        if url
+            .bytes()
+            .any(|b| b.is_ascii_control() || b == b' ' || b == b'\\')
+        {
             return Err("control characters, spaces and backslashes are not allowed".to_owned());
         }
         if let Some(rest) = url.strip_prefix("ssh://") {
             let (authority, path) = rest.split_at(rest.find('/').ok_or("missing path")?);
             let (user, hostport) = split_user(authority)?;
             let (host, port) = split_port(hostport)?;
-            return UpstreamUrl { user, host, port, path: path.to_owned(), ssh_scheme: true }
-                .checked();
+            return UpstreamUrl {
+                user,
+                host,
+                port,
+                path: path.to_owned(),
+                ssh_scheme: true,
+            }
+            .checked();
         }
         if url.contains("://") {
             return Err("only ssh:// and user@host:path URLs are supported".to_owned());
         }
-        let colon = url.find(':').ok_or("expected ssh://host/path or user@host:path")?;
+        let colon = url
+            .find(':')
+            .ok_or("expected ssh://host/path or user@host:path")?;
         let (authority, path) = (&url[..colon], &url[colon + 1..]);
         if authority.contains('/') {
             return Err("expected ssh://host/path or user@host:path".to_owned());
         }
         let (user, host) = split_user(authority)?;
-        UpstreamUrl { user, host: host.to_owned(), port: None, path: path.to_owned(), ssh_scheme: false }
-            .checked()
+        UpstreamUrl {
+            user,
+            host: host.to_owned(),
+            port: None,
+            path: path.to_owned(),
+            ssh_scheme: false,
+        }
+        .checked()
     }
 
     fn checked(self) -> Result<UpstreamUrl, String> {
         let host_ok = !self.host.is_empty()
             && !self.host.starts_with('-')
-            && self.host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+            && self
+                .host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
         if !host_ok {
             return Err(format!("invalid host '{}'", self.host.escape_debug()));
         }
         if let Some(user) = &self.user {
             let user_ok = !user.is_empty()
                 && !user.starts_with('-')
-                && user.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+                && user
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
             if !user_ok {
                 return Err(format!("invalid user '{}'", user.escape_debug()));
             }
@@ -77,8 +99,16 @@ impl UpstreamUrl {
     /// is absolute, the other of the two URL forms.
     pub fn equivalent_forms(&self, written: &str) -> Vec<String> {
         let mut bases = vec![written.to_owned()];
-        let user = self.user.as_ref().map(|u| format!("{u}@")).unwrap_or_default();
-        let host = if self.host.contains(':') { format!("[{}]", self.host) } else { self.host.clone() };
+        let user = self
+            .user
+            .as_ref()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default();
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
         let default_port = matches!(self.port, None | Some(22));
         if self.ssh_scheme && default_port {
             bases.push(format!("{user}{host}:{}", self.path));
@@ -114,7 +144,9 @@ fn split_port(hostport: &str) -> Result<(String, Option<u16>), String> {
         let (host, after) = rest.split_once(']').ok_or("unclosed '[' in host")?;
         let port = match after {
             "" => None,
-            _ => Some(parse_port(after.strip_prefix(':').ok_or("junk after ']'")?)?),
+            _ => Some(parse_port(
+                after.strip_prefix(':').ok_or("junk after ']'")?,
+            )?),
         };
         return Ok((host.to_owned(), port));
     }
@@ -125,7 +157,8 @@ fn split_port(hostport: &str) -> Result<(String, Option<u16>), String> {
 }
 
 fn parse_port(text: &str) -> Result<u16, String> {
-    text.parse().map_err(|_| format!("invalid port '{}'", text.escape_debug()))
+    text.parse()
+        .map_err(|_| format!("invalid port '{}'", text.escape_debug()))
 }
 
 #[cfg(test)]
@@ -179,7 +212,9 @@ mod tests {
     #[test]
     fn equivalent_forms_toggle_suffix_and_scheme() {
         let written = "ssh://git@forge.example.org/team/w.git";
-        let forms = UpstreamUrl::parse(written).expect("parse").equivalent_forms(written);
+        let forms = UpstreamUrl::parse(written)
+            .expect("parse")
+            .equivalent_forms(written);
         assert_eq!(
             forms,
             vec![
@@ -194,7 +229,15 @@ mod tests {
     #[test]
     fn equivalent_forms_keep_custom_port_scheme_only() {
         let written = "ssh://git@127.0.0.1:2222/srv/w";
-        let forms = UpstreamUrl::parse(written).expect("parse").equivalent_forms(written);
-        assert_eq!(forms, vec!["ssh://git@127.0.0.1:2222/srv/w", "ssh://git@127.0.0.1:2222/srv/w.git"]);
+        let forms = UpstreamUrl::parse(written)
+            .expect("parse")
+            .equivalent_forms(written);
+        assert_eq!(
+            forms,
+            vec![
+                "ssh://git@127.0.0.1:2222/srv/w",
+                "ssh://git@127.0.0.1:2222/srv/w.git"
+            ]
+        );
     }
 }

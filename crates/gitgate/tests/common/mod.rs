@@ -20,7 +20,9 @@ const SSHD_READY_LIMIT: Duration = Duration::from_secs(30);
 
 /// Runs a command and panics with its output if it fails.
 pub fn run(command: &mut Command) -> Output {
-    let output = command.output().unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
     assert!(
         output.status.success(),
         "{command:?} failed: {}\n{}",
@@ -33,9 +35,15 @@ pub fn run(command: &mut Command) -> Output {
 /// Generates an ed25519 key pair at `path` and returns the public key's
 /// `<type> <base64>` part.
 pub fn keygen(path: &Path) -> String {
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", "gate-test", "-f"]).arg(path));
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "gate-test", "-f"])
+        .arg(path));
     let public = std::fs::read_to_string(path.with_extension("pub")).unwrap();
-    public.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
+    public
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn current_user() -> String {
@@ -45,7 +53,11 @@ fn current_user() -> String {
 
 /// Returns a loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A private `sshd` on 127.0.0.1 with its own host key and one authorized client key.
@@ -70,7 +82,11 @@ impl Sshd {
         let sshd_dir = dir.join("sshd");
         std::fs::create_dir_all(&sshd_dir).unwrap();
         let host_key = keygen(&sshd_dir.join("host_ed25519"));
-        std::fs::write(sshd_dir.join("authorized_keys"), format!("{authorized_key}\n")).unwrap();
+        std::fs::write(
+            sshd_dir.join("authorized_keys"),
+            format!("{authorized_key}\n"),
+        )
+        .unwrap();
 
         let mut last_log = Vec::new();
         for _ in 0..5 {
@@ -99,7 +115,14 @@ impl Sshd {
                 let _ = ready_tx.send(false);
             });
             match ready_rx.recv_timeout(SSHD_READY_LIMIT) {
-                Ok(true) => return Sshd { child, port, host_key, log },
+                Ok(true) => {
+                    return Sshd {
+                        child,
+                        port,
+                        host_key,
+                        log,
+                    };
+                }
                 _ => {
                     let _ = child.kill();
                     let _ = child.wait();
@@ -112,7 +135,12 @@ impl Sshd {
 
     /// The upstream URL of a repository path on this server.
     pub fn url(&self, path: &Path) -> String {
-        format!("ssh://{}@127.0.0.1:{}{}", current_user(), self.port, path.display())
+        format!(
+            "ssh://{}@127.0.0.1:{}{}",
+            current_user(),
+            self.port,
+            path.display()
+        )
     }
 }
 
@@ -164,7 +192,10 @@ pub fn upstream_ref(repo: &Path, name: &str) -> Option<String> {
         .args(["rev-parse", "--verify", "--quiet", name])
         .output()
         .unwrap();
-    output.status.success().then(|| String::from_utf8(output.stdout).unwrap().trim().to_owned())
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8(output.stdout).unwrap().trim().to_owned())
 }
 
 /// Lists every ref of a bare repository.
@@ -193,7 +224,12 @@ impl World {
         let public = keygen(&identity);
         let sshd = Sshd::start(dir.path(), &public);
         let upstream = build_upstream(dir.path());
-        World { dir, sshd, upstream, identity }
+        World {
+            dir,
+            sshd,
+            upstream,
+            identity,
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -215,6 +251,29 @@ impl World {
         }
     }
 
+    /// Commits a file to the upstream's main branch without the gate, as another
+    /// writer would; returns the commit id.
+    pub fn commit_directly(&self, path: &str, message: &str) -> String {
+        let writer = Client {
+            home: self.path().join("writer"),
+        };
+        std::fs::create_dir_all(&writer.home).unwrap();
+        std::fs::write(
+            writer.home.join(".gitconfig"),
+            "[user]\n\tname = W\n\temail = w@example.org\n",
+        )
+        .unwrap();
+        let work = writer.home.join("work");
+        if !work.exists() {
+            let upstream = self.upstream.to_str().unwrap();
+            writer.git_ok(&writer.home, &["clone", "--quiet", upstream, "work"]);
+        }
+        writer.git_ok(&work, &["pull", "--quiet", "--ff-only"]);
+        let commit = writer.commit_file(&work, path, "from another writer\n", message);
+        writer.git_ok(&work, &["push", "--quiet", "origin", "main"]);
+        commit
+    }
+
     pub fn config(&self, state: &str, repo: GateRepo, known_secrets: Vec<String>) -> GateConfig {
         GateConfig {
             slug: "test".to_owned(),
@@ -223,7 +282,11 @@ impl World {
             known_secrets,
             hook_program: PathBuf::from(env!("CARGO_BIN_EXE_bottle-gitgate-hook")),
             hook_args: vec![],
-            limits: GateLimits { upstream_timeout_secs: 60, connect_timeout_secs: 10, ..GateLimits::default() },
+            limits: GateLimits {
+                upstream_timeout_secs: 60,
+                connect_timeout_secs: 10,
+                ..GateLimits::default()
+            },
         }
     }
 }
@@ -257,7 +320,11 @@ impl GateHandle {
                 }
             });
         });
-        GateHandle { base_url, stop: Some(stop), thread: Some(thread) }
+        GateHandle {
+            base_url,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 }
 
@@ -290,7 +357,10 @@ impl Client {
 
     /// Rewrites the client's configuration for another gate.
     pub fn point_at(&self, gate: &GateHandle, repos: &[GateRepo]) {
-        let user = GitUser { name: Some("Agent".into()), email: Some("agent@example.org".into()) };
+        let user = GitUser {
+            name: Some("Agent".into()),
+            email: Some("agent@example.org".into()),
+        };
         let mut config = insteadof_config(repos, &gate.base_url, Some(&user));
         config.push_str("[protocol \"ssh\"]\n\tallow = never\n[init]\n\tdefaultBranch = main\n");
         std::fs::write(self.home.join(".gitconfig"), config).unwrap();
