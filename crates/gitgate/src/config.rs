@@ -61,12 +61,12 @@ pub struct GateRepo {
     pub host_keys: Vec<String>,
     /// Private key file on the host used to reach the upstream.
     pub identity: PathBuf,
-    /// What a push may change.
+    /// Limits on what a push may change.
     #[serde(default)]
     pub push: PushPolicy,
 }
 
-/// What a push may change upstream. The default allows fast-forward updates and new
+/// Limits on what a push may change upstream. The default allows fast-forward updates and new
 /// branches of any name, and nothing else.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -279,6 +279,8 @@ mod tests {
     fn push_policy_defaults() {
         let policy: PushPolicy = serde_json::from_str("{}").expect("parse");
         assert_eq!(policy.branches, vec!["*"]);
-        assert!(!policy.force && !policy.delete && !policy.tags);
+        assert!(!policy.force);
+        assert!(!policy.delete);
+        assert!(!policy.tags);
     }
 }

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-/// Why the gate could not start or stopped serving.
+/// Failure of the gate's start-up or of its serving loop.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GateError {

@@ -47,7 +47,7 @@ pub(crate) struct SshTarget {
 }
 
 impl SshTarget {
-    /// The value of `GIT_SSH_COMMAND`: no user configuration, no agent, only the given
+    /// Returns the value of `GIT_SSH_COMMAND`: no user configuration, no agent, only the given
     /// key, and only the pinned host keys.
     pub fn ssh_command(&self) -> String {
         let timeout = self.connect_timeout.as_secs().max(1);
@@ -90,7 +90,7 @@ pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// Why a bounded command did not produce output.
+/// Failure of a bounded command.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RunError {
     #[error("cannot run git: {0}")]

@@ -2,7 +2,7 @@
 //! quarantine, which forwards the ref updates to the gate over a Unix socket and prints
 //! the gate's messages.
 //!
-//! The hook holds no secret and makes no decision. The gate keeps the known secrets in
+//! The hook has no secret and makes no decision. The gate keeps the known secrets in
 //! memory, so they never reach the disk, a hook's argv or its environment.
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ pub(crate) const TICKET_ENV: &str = "BOTTLE_GITGATE_TICKET";
 /// Largest request line the gate reads from a hook.
 pub(crate) const MAX_REQUEST_BYTES: u64 = 4 << 20;
 
-/// What the hook sends: the ref updates and where git keeps the pushed objects.
+/// Request from the hook: the ref updates and the location of the pushed objects.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct HookRequest {
     pub ticket: String,
@@ -44,7 +44,7 @@ pub(crate) enum HookReply {
     Verdict { accepted: bool },
 }
 
-/// Runs the pre-receive hook: reads `<old> <new> <ref>` lines from stdin, asks the gate,
+/// Runs the pre-receive hook: reads `<old> <new> <ref>` lines from stdin, sends them to the gate,
 /// prints its messages on stderr (git shows them to the pusher as `remote:` lines) and
 /// exits 0 only if the gate accepted the push. Any failure rejects the push.
 pub fn pre_receive_main() -> ExitCode {

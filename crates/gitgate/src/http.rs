@@ -78,7 +78,7 @@ fn parse_endpoint(path: &str) -> Option<Endpoint<'_>> {
     }
 }
 
-/// Handles one HTTP request. Every answer, error or not, is a complete response.
+/// Handles one HTTP request. Every outcome, error or not, is a complete response.
 pub(crate) async fn handle(gate: Arc<Gate>, request: Request<Incoming>) -> Response<GateBody> {
     let path = request.uri().path().to_owned();
     let Some(endpoint) = parse_endpoint(&path) else {
@@ -145,7 +145,7 @@ pub(crate) async fn handle(gate: Arc<Gate>, request: Request<Incoming>) -> Respo
     }
 }
 
-/// The `Git-Protocol` header, passed to git as `GIT_PROTOCOL` after checking that it is
+/// Returns the `Git-Protocol` header, passed to git as `GIT_PROTOCOL` after checking that it is
 /// only `key=value` pairs joined by `:`.
 fn git_protocol(request: &Request<Incoming>) -> Result<Option<String>, String> {
     let Some(value) = request.headers().get("git-protocol") else {

@@ -18,7 +18,7 @@ pub struct GitUser {
 /// the port is the default, in both the `ssh://` and the `user@host:path` form.
 ///
 /// `insteadOf` matches URL prefixes and the longest match wins, so a URL that only starts
-/// like a declared one is rewritten to a path the gate answers with 404.
+/// like a declared one is rewritten to a path that the gate rejects with 404.
 /// A repo whose URL does not parse is left out; `GateConfig::validate` reports it.
 /// Values with a newline or NUL are left out too, as they cannot be written safely.
 pub fn insteadof_config(repos: &[GateRepo], gate_base_url: &str, user: Option<&GitUser>) -> String {

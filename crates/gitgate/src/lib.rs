@@ -2,8 +2,8 @@
 //!
 //! The gate is a smart HTTP git server outside the bottle with one bare mirror per
 //! declared repo. The bottle's git configuration ([`insteadof_config`]) rewrites each
-//! upstream URL to the gate, so the agent clones, fetches and pushes with the URL it
-//! knows, while only the gate holds the SSH key.
+//! upstream URL to the gate, so the agent clones, fetches and pushes with the upstream
+//! URL, while only the gate has the SSH key.
 //!
 //! - Fetch and clone first refresh the mirror from the upstream over hardened SSH (the
 //!   repo's key only, the pinned host keys only, no user or system configuration). If

@@ -132,7 +132,7 @@ impl Mirror {
 
     /// Fetches every branch and tag of the upstream into the mirror, pruning refs the
     /// upstream no longer has, and points `HEAD` at the upstream's default branch.
-    /// The caller holds `lock`. The error is a message for the agent's git.
+    /// The caller must hold `lock`. The error is a message for the agent's git.
     pub async fn refresh(&self) -> Result<(), String> {
         let name = &self.repo.name;
         let fail = |reason: String| {
@@ -143,6 +143,8 @@ impl Mirror {
         };
         self.check_identity().map_err(fail)?;
 
+        // TODO(perf): two SSH connections per refresh. `git fetch` of git 2.47 does not
+        // record the upstream's HEAD, so `ls-remote --symref` reads it separately.
         let mut ls_remote = self.ssh.git(&self.dir, &self.home);
         ls_remote.args(["ls-remote", "--symref", "--", &self.repo.url, "HEAD"]);
         let listing = self.run_upstream(ls_remote).await.map_err(fail)?;
@@ -246,7 +248,7 @@ pub(crate) fn upstream_failure_reason(stderr: &[u8]) -> String {
     }
 }
 
-/// The mirror's whole configuration: nothing is inherited from the host.
+/// Returns the mirror's whole configuration, so that nothing is inherited from the host.
 fn mirror_config(repo: &GateRepo, hooks: &Path, limits: &GateLimits) -> String {
     let hooks = hooks
         .to_string_lossy()

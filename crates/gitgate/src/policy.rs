@@ -34,7 +34,7 @@ impl RefUpdate {
     }
 }
 
-/// Whether `text` is a full SHA-1 or SHA-256 object id in lower-case hex.
+/// Returns whether `text` is a full SHA-1 or SHA-256 object id in lower-case hex.
 pub(crate) fn is_object_id(text: &str) -> bool {
     matches!(text.len(), 40 | 64) && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
@@ -43,8 +43,8 @@ fn is_zero(id: &str) -> bool {
     id.bytes().all(|b| b == b'0')
 }
 
-/// Checks one update against the repo's policy. `fast_forward` says whether the new
-/// commit descends from the old one; it is only consulted for updates of existing refs.
+/// Checks one update against the repo's policy. `fast_forward` is true when the new commit
+/// descends from the old one. It is read only for updates of existing refs.
 pub(crate) fn check_update(
     policy: &PushPolicy,
     update: &RefUpdate,

@@ -1,5 +1,5 @@
-//! The gate's side of the pre-receive step: policy, scan and forwarding, answered over
-//! the control socket to the hook that git runs inside the push's quarantine.
+//! The gate's side of the pre-receive step: policy, scan and forwarding. The result goes
+//! back over the control socket to the hook that git runs inside the push's quarantine.
 //!
 //! The push is forwarded upstream from inside this step, before git moves the mirror's
 //! refs: if the upstream rejects it, the hook fails, git drops the quarantine and the
@@ -229,7 +229,7 @@ fn locate_quarantine(mirror: &Mirror, request: &HookRequest) -> Result<Quarantin
     })
 }
 
-/// Whether `update.new` descends from `update.old`. Creations and deletions count as
+/// Returns whether `update.new` descends from `update.old`. Creations and deletions count as
 /// fast-forward; the policy judges them separately.
 async fn is_fast_forward(
     mirror: &Mirror,

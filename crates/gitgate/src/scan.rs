@@ -19,7 +19,7 @@ use tokio::process::Command;
 use crate::git::{local_git, run_bounded, sanitize_text};
 use crate::mirror::Mirror;
 
-/// Where the pushed objects are: the quarantine directory, with the mirror's own object
+/// Location of the pushed objects: the quarantine directory, with the mirror's own object
 /// directory as its alternate. A push of deletions alone has no quarantine.
 #[derive(Clone, Debug)]
 pub(crate) struct Quarantine {
@@ -28,8 +28,8 @@ pub(crate) struct Quarantine {
 }
 
 impl Quarantine {
-    /// Returns a local git command that sees the quarantined objects. Setting
-    /// `GIT_QUARANTINE_PATH` also makes git refuse any ref update from these commands.
+    /// Returns a local git command that reads the quarantined objects. Setting
+    /// `GIT_QUARANTINE_PATH` also makes git reject any ref update from these commands.
     pub fn git(&self, mirror: &Mirror) -> Command {
         let mut command = local_git(&mirror.dir, &mirror.home);
         self.apply(&mut command);
@@ -46,7 +46,7 @@ impl Quarantine {
     }
 }
 
-/// Where in a push a finding sits.
+/// Location of a finding in a push.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Place {
     /// Content of a file at this path.
@@ -59,7 +59,7 @@ pub(crate) enum Place {
     TagText,
 }
 
-/// One secret found in a push. It holds no matched text.
+/// One secret found in a push. It contains no matched text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct PushFinding {
     /// The commit that brought the object in, or the tag object, when known.
@@ -299,6 +299,8 @@ fn scan_object(
     match kind {
         ObjectKind::Commit => add(Place::CommitText, scanner.scan(contents)),
         ObjectKind::Tag => add(Place::TagText, scanner.scan(contents)),
+        // TODO(security): archives and compressed files are scanned as raw bytes, without
+        // extracting their members.
         ObjectKind::Blob => add(
             Place::File(display_path(scanner, path)),
             scanner.scan(contents),
@@ -335,8 +337,8 @@ fn tree_entry_names(mut tree: &[u8], hash_len: usize) -> Option<Vec<&[u8]>> {
     Some(names)
 }
 
-/// A path as shown to the pusher: every span the scanner flags in it is replaced by a
-/// `[REDACTED:<rule>]` marker, so a file named after a secret does not echo the secret.
+/// Returns a path as shown to the pusher, with every span the scanner flags in it replaced
+/// by a `[REDACTED:<rule>]` marker, so a file named after a secret does not echo the secret.
 fn display_path(scanner: &Scanner, path: &str) -> String {
     let findings = scanner.scan(path.as_bytes());
     sanitize_text(&bottle_scanner::redact(path.as_bytes(), &findings), 200)

@@ -208,7 +208,7 @@ fn secret_in_message_and_name_is_caught() {
 }
 
 #[test]
-fn force_delete_and_tags_refused_by_default() {
+fn force_delete_and_tags_rejected_by_default() {
     let world = World::new();
     let repo = world.repo();
     let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
@@ -347,7 +347,7 @@ fn branch_glob_limits_pushes() {
 }
 
 #[test]
-fn wrong_host_key_refuses_fetch_and_push() {
+fn wrong_host_key_rejects_fetch_and_push() {
     let world = World::new();
     let good_repo = world.repo();
     let mut bad_repo = world.repo();

@@ -133,7 +133,7 @@ impl Sshd {
         panic!("sshd did not start; its log:\n{}", last_log.join("\n"));
     }
 
-    /// The upstream URL of a repository path on this server.
+    /// Returns the upstream URL of a repository path on this server.
     pub fn url(&self, path: &Path) -> String {
         format!(
             "ssh://{}@127.0.0.1:{}{}",
@@ -240,7 +240,7 @@ impl World {
         self.sshd.url(&self.upstream)
     }
 
-    /// The declared repo `widgets` pointing at this world's upstream with the right key.
+    /// Returns the declared repo `widgets`, pointing at this world's upstream with the right key.
     pub fn repo(&self) -> GateRepo {
         GateRepo {
             name: "widgets".to_owned(),
@@ -424,7 +424,7 @@ pub fn stderr(output: &Output) -> String {
 }
 
 /// A GitHub personal access token in the documented format, assembled at run time so the
-/// source holds no token literal.
+/// source contains no token literal.
 pub fn fake_github_token() -> String {
     let body: String = ["Xk7pQ2", "mN9vR4", "sT1wY8", "zA3bC6", "dE0fG5", "hJ2kL9"].concat();
     format!("ghp_{body}")
