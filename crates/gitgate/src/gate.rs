@@ -50,7 +50,14 @@ pub async fn serve(config: GateConfig, listener: TcpListener) -> Result<(), Gate
     tracing::info!(slug = %gate.slug, repos = gate.mirrors.len(), "git gate ready");
 
     loop {
-        let (stream, peer) = listener.accept().await.map_err(GateError::Accept)?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) if is_per_connection(&error) => {
+                tracing::debug!("git gate: a connection failed before it was accepted: {error}");
+                continue;
+            }
+            Err(error) => return Err(GateError::Accept(error)),
+        };
         let gate = Arc::clone(&gate);
         tokio::spawn(async move {
             let service = service_fn(move |request| {
@@ -66,6 +73,15 @@ pub async fn serve(config: GateConfig, listener: TcpListener) -> Result<(), Gate
             }
         });
     }
+}
+
+/// Returns whether an `accept` error concerns one connection only, so serving goes on.
+fn is_per_connection(error: &std::io::Error) -> bool {
+    use std::io::ErrorKind;
+    matches!(
+        error.kind(),
+        ErrorKind::ConnectionAborted | ErrorKind::ConnectionReset | ErrorKind::Interrupted
+    )
 }
 
 async fn start(config: GateConfig) -> Result<Gate, GateError> {

@@ -205,6 +205,15 @@ fn secret_in_message_and_name_is_caught() {
     assert!(text.contains("commit message or author"), "{text}");
     assert!(!text.contains(&known), "{text}");
     assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+
+    // The gate keeps known secrets in memory: no file of its state contains one.
+    for file in common::files_under(&world.path().join("state")) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        let found = bytes
+            .windows(known.len())
+            .any(|window| window == known.as_bytes());
+        assert!(!found, "{} contains a known secret", file.display());
+    }
 }
 
 #[test]
