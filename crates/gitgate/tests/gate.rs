@@ -562,3 +562,25 @@ fn tag_message_secret_is_caught() {
     client.git_ok(&work, &["push", "--quiet", "origin", "v2"]);
     assert!(upstream_ref(&world.upstream, "refs/tags/v2").is_some());
 }
+
+#[test]
+fn empty_upstream_accepts_first_push() {
+    let world = World::new();
+    let empty = world.path().join("empty.git");
+    common::run(
+        std::process::Command::new("git")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .args(["init", "--quiet", "--bare", "--initial-branch=main"])
+            .arg(&empty),
+    );
+    let mut repo = world.repo();
+    repo.url = world.sshd.url(&empty);
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo.clone()]);
+
+    let work = client.clone(&repo.url, "work");
+    let commit = client.commit_file(&work, "README.md", "# new\n", "Start the project");
+    client.git_ok(&work, &["push", "--quiet", "origin", "main"]);
+    assert_eq!(upstream_ref(&empty, "refs/heads/main"), Some(commit));
+}
