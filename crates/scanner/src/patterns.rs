@@ -69,7 +69,7 @@ impl PatternSet {
             .map(|spec| compile_regex(spec.pattern))
             .collect();
         let key_end_marker =
-            compile_regex(r"-{4,5} ?END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)? ?-{4,5}");
+            compile_regex(r"\A-{4,5} ?END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)? ?-{4,5}");
 
         PatternSet {
             prefilter,
@@ -155,19 +155,21 @@ impl PatternSet {
         start: usize,
         end: usize,
     ) -> Option<(usize, usize)> {
+        // The body ends at the first run of four dashes (the END line, or the next BEGIN
+        // line of a truncated key), so each byte is walked for one marker at most.
         let limit = haystack.len().min(end + MAX_KEY_BODY);
-        let body_len = haystack[end..limit]
-            .iter()
-            .position(|&byte| !is_key_body_byte(byte))
-            .unwrap_or(limit - end);
-        let body = &haystack[end..end + body_len];
+        let mut body_end = end;
+        while body_end < limit
+            && is_key_body_byte(haystack[body_end])
+            && !haystack[body_end..].starts_with(b"----")
+        {
+            body_end += 1;
+        }
+        let body = haystack[end..body_end].trim_ascii_end();
 
-        let (body, block_end) = match self.key_end_marker.find(body) {
-            Some(marker) => (&body[..marker.start()], end + marker.end()),
-            None => {
-                let trimmed = body.trim_ascii_end();
-                (trimmed, end + trimmed.len())
-            }
+        let block_end = match self.key_end_marker.find(&haystack[body_end..]) {
+            Some(marker) => body_end + marker.end(),
+            None => end + body.len(),
         };
 
         let key_chars = body
