@@ -1,8 +1,8 @@
 //! Decoding of base64 and percent-encoded runs of the input, so that the pattern
 //! detectors see what an encoded value hides.
 //!
-//! Each run is decoded once; decoded bytes are scanned but never decoded again, so the
-//! work is bounded by a small multiple of the input size whatever the nesting.
+//! Each run is decoded once. Decoded bytes are scanned but never decoded again, so the
+//! work stays within a small multiple of the input size whatever the nesting.
 
 use crate::encode::{decode_base64_lenient, has_percent_escape, is_base64_byte, percent_decode};
 use crate::finding::Encoding;
@@ -34,8 +34,8 @@ impl SpanMap<'_> {
         debug_assert!(start < end, "spans are never empty");
         match *self {
             SpanMap::Base64 { offsets, alignment } => {
-                // Decoded byte j holds bits 8j..8j+8, carried by characters 8j/6 up to
-                // (8j+8)/6 rounded up.
+                // Decoded byte j is bits 8j..8j+8 of the run, carried by characters 8j/6
+                // up to (8j+8)/6 rounded up.
                 let first = (alignment + 8 * start / 6).min(offsets.len() - 1);
                 let last = (alignment + (8 * end).div_ceil(6)).min(offsets.len());
                 (offsets[first], offsets[last - 1] + 1)
@@ -56,6 +56,9 @@ impl SpanMap<'_> {
         }
     }
 }
+
+// TODO(dlp): JSON `\uXXXX` escapes, HTML entities and quoted-printable are not decoded,
+// so a token written that way is found only if it is also a known secret.
 
 /// Reusable buffers for decoding, so a scan allocates them once.
 #[derive(Default)]

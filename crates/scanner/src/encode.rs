@@ -15,7 +15,7 @@ pub(crate) fn hex_lower(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Which base64 alphabet to encode with.
+/// A base64 alphabet.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Alphabet {
     /// RFC 4648 section 4: `+` and `/`.

@@ -1,4 +1,4 @@
-//! What a scan reports: a rule, the detector that owns it, and where it matched.
+//! Findings: the rule that matched, its detector, the encoding and the byte span.
 
 use std::fmt;
 
@@ -53,8 +53,8 @@ impl PartialEq<&str> for RuleId {
 /// `dlp.outbound_detectors`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Detector {
-    /// Exact values the sidecar holds (token refs, copied or prompted `env` values, key
-    /// material), raw and in encoded or separator-split forms.
+    /// Exact secret values given to the scanner (token ref values, copied or prompted
+    /// `env` values, key material), raw and in encoded or separator-split forms.
     KnownSecrets,
     /// Well-known token formats (GitHub, AWS, Slack, ...) and generic `password = ...`
     /// assignments with a random-looking value.
@@ -94,7 +94,7 @@ impl fmt::Display for Detector {
     }
 }
 
-/// How the matched bytes were written in the scanned input.
+/// The encoding of the matched bytes in the scanned input.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Encoding {
     /// As is.
@@ -133,7 +133,7 @@ impl fmt::Display for Encoding {
 /// One match: the rule, its detector, the encoding it was found in, and its byte span.
 ///
 /// A finding carries no matched text, so its `Debug` and `Display` output is safe to log.
-/// `start..end` is a byte range of the scanned input; for a match found by decoding a
+/// `start..end` is a byte range of the scanned input. For a match found by decoding a
 /// base64 or percent-encoded run, it covers the encoded characters that produced the
 /// match.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,7 +142,7 @@ pub struct Finding {
     pub rule: RuleId,
     /// The detector the rule belongs to.
     pub detector: Detector,
-    /// How the match was written in the input.
+    /// Encoding of the match in the input.
     pub encoding: Encoding,
     /// Byte offset of the first matched byte.
     pub start: usize,

@@ -38,8 +38,8 @@
 //! many bytes left once its own separators are removed is not searched for in split
 //! form.
 //!
-//! **[`Detector::TokenPatterns`]** finds well-known token formats, written from each
-//! issuer's published format (see [`rule_ids`] for the list): GitHub (`ghp_`, `gho_`,
+//! **[`Detector::TokenPatterns`]** finds well-known token formats. The rules are written
+//! from each issuer's published format, and [`rule_ids`] lists them: GitHub (`ghp_`, `gho_`,
 //! `ghu_`, `ghs_`, `ghr_`, `github_pat_`), GitLab (`glpat-` and other `gl*-` tokens), AWS
 //! access key ids (`AKIA`, `ASIA`) and secret access keys (40 characters near an `aws`
 //! or `secret` keyword), Slack (`xox?-`, `xapp-`, webhook URLs), Stripe live keys
@@ -63,9 +63,9 @@
 //! - Decoding goes one level deep: base64 inside a percent-encoded run is decoded only if
 //!   the base64 characters themselves are not escaped. JSON `\u` escapes, HTML entities,
 //!   compression and archives are not decoded here; callers decode bodies first.
-//! - Short-prefix rules (`sk-`, `AKIA`) need a word boundary before the token, so such a
-//!   token glued to a preceding letter (`\nsk-...` in a JSON string) is missed unless it
-//!   is a known secret.
+//! - Short-prefix rules (legacy `sk-`, `AKIA`, `ASIA`) need the token to start a word
+//!   (or follow a `\n`, `\r`, `\t` escape), so one glued to a preceding letter is missed
+//!   unless it is a known secret.
 //! - Known secrets are matched case-sensitively except in hex. A value split across
 //!   requests, or interleaved with characters that are not separators, is not found.
 //! - Matches longer than 256 KiB (for example a known secret split with thousands of

@@ -13,12 +13,12 @@ use crate::rules::{Check, RULES, RuleSpec};
 /// How far before an AWS secret key candidate the `aws` or `secret` keyword may be.
 const AWS_KEYWORD_DISTANCE: usize = 80;
 
-/// The most bytes a private key block may span after its BEGIN line. An RSA key of
+/// Maximum bytes a private key block may span after its BEGIN line. An RSA key of
 /// 16384 bits is about 12 KiB of PEM.
 const MAX_KEY_BODY: usize = 64 * 1024;
 
-/// The fewest base64 characters after a BEGIN line for it to count as a key. A marker on
-/// its own (a parser's source code, say) is not a key; the shortest real key, an
+/// Minimum base64 characters after a BEGIN line for it to count as a key. A marker on
+/// its own (in a parser's source code, say) is not a key. The shortest real key, an
 /// OpenSSH ed25519 key, has about 350.
 const MIN_KEY_BODY_CHARS: usize = 64;
 

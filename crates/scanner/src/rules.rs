@@ -5,11 +5,20 @@
 //! it. Keywords feed the prefilter: a rule runs on an input only if one of its keywords
 //! occurs there (compared without regard to ASCII case).
 //!
-//! Leading `\b` is used only where the prefix is short enough to occur inside ordinary
-//! words (`sk-` in `task-`); longer prefixes such as `ghp_` match even when glued to the
-//! preceding word, so `\nghp_...` inside a JSON string is still found.
+//! Rules whose prefix is short enough to occur inside ordinary words (`sk-` in `task-`)
+//! start with the `word_start!` pattern. Longer prefixes such as `ghp_` match even when glued to the
+//! preceding word.
 
 use crate::finding::{Detector, RuleId};
+
+/// Start of a token that must not continue a word: the start of the input, a byte that is
+/// not a word character, or a `\n`, `\r` or `\t` escape as written in JSON and C strings
+/// (so `"...\nsk-..."` still matches). It consumes that byte, so the token is group 1.
+macro_rules! word_start {
+    () => {
+        r"(?:^|[^A-Za-z0-9_]|\\[nrt])"
+    };
+}
 
 /// Extra validation of a regex match, to keep false positives down.
 #[derive(Clone, Copy, Debug)]
@@ -136,7 +145,7 @@ pub(crate) static RULES: &[RuleSpec] = &[
     rule(
         "aws-access-key-id",
         &["AKIA", "ASIA"],
-        r"\b((?:AKIA|ASIA)[A-Z2-7]{16})\b",
+        concat!(word_start!(), r"((?:AKIA|ASIA)[A-Z2-7]{16})\b"),
         Check::MinEntropy(2.5),
     ),
     // AWS secret access keys have no prefix: 40 characters of `[A-Za-z0-9/+]`. Found
@@ -182,7 +191,7 @@ pub(crate) static RULES: &[RuleSpec] = &[
         Check::MinEntropy(TOKEN_ENTROPY),
     ),
     // OpenAI: project, service-account and admin keys (`sk-proj-`, `sk-svcacct-`,
-    // `sk-admin-`) with a long base64url body; older user keys are `sk-` and 48
+    // `sk-admin-`) have a long base64url body. Older user keys are `sk-` and 48
     // alphanumerics, often with `T3BlbkFJ` (base64 of "OpenAI") in the middle.
     rule(
         "openai-api-key",
@@ -193,7 +202,10 @@ pub(crate) static RULES: &[RuleSpec] = &[
     rule(
         "openai-api-key",
         &["sk-"],
-        r"\b(sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48})\b",
+        concat!(
+            word_start!(),
+            r"(sk-[A-Za-z0-9]{20}T3BlbkFJ[A-Za-z0-9]{20}|sk-[A-Za-z0-9]{48})\b"
+        ),
         Check::MinEntropy(TOKEN_ENTROPY),
     ),
     // Anthropic: `sk-ant-`, a kind and version such as `api03` or `admin01`, `-`, and a
@@ -226,9 +238,9 @@ pub(crate) static RULES: &[RuleSpec] = &[
         r"(pypi-AgE(?:IcHlwaS5vcmc|NdGVzdC5weXBpLm9yZw)[A-Za-z0-9_-]{50,})",
         Check::MinEntropy(TOKEN_ENTROPY),
     ),
-    // JSON Web Tokens (RFC 7519, compact JWS): three base64url parts joined by `.`; the
-    // header is a JSON object, so it starts with `eyJ` (base64 of `{"`). Unsigned tokens
-    // (empty signature) are not reported.
+    // JSON Web Tokens (RFC 7519, compact JWS) are three base64url parts joined by `.`.
+    // The header is a JSON object, so it starts with `eyJ` (base64 of `{"`). Unsigned
+    // tokens (empty signature) are not reported.
     rule(
         "jwt",
         &["eyJ"],

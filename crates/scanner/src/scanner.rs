@@ -14,10 +14,10 @@ use crate::patterns::{PATTERNS, RuleMatch};
 /// separator-free copy, its offset map and decoded runs) to a few times this size.
 const WINDOW: usize = 4 * 1024 * 1024;
 
-/// Bytes by which consecutive windows overlap. A match no longer than this is seen whole
-/// in at least one window; it exceeds the longest private key block the rules accept
-/// (64 KiB of body), the longest token, and a known secret split with several
-/// separator bytes per character up to a few kilobytes.
+/// Bytes by which consecutive windows overlap. A match no longer than this lies whole in
+/// at least one window. It exceeds the longest private key block the rules accept (64
+/// KiB of body), the longest token, and a split known secret of a few kilobytes with
+/// several separator bytes per character.
 const OVERLAP: usize = 256 * 1024;
 
 /// A compiled set of detectors: the built-in rules and this scanner's known secrets.
@@ -116,9 +116,9 @@ impl Scanner {
 
     /// Scans `bytes` with the given detectors only; an empty list finds nothing.
     ///
-    /// Findings are sorted by start offset. Matches of the same secret in overlapping
-    /// forms are merged into one finding; a pattern match contained in another match of
-    /// the same detector is dropped.
+    /// Findings are sorted by start offset. Overlapping matches of known secrets are
+    /// merged into one finding. A pattern match contained in another match of the same
+    /// detector is dropped.
     pub fn scan_with(&self, bytes: &[u8], detectors: &[Detector]) -> Vec<Finding> {
         let known = detectors.contains(&Detector::KnownSecrets) && self.known.count() > 0;
         let tokens = detectors.contains(&Detector::TokenPatterns);
@@ -145,9 +145,9 @@ impl Scanner {
                 break;
             }
 
-            // A hit that starts where the next window starts is left to that window,
-            // which sees more of what follows it: here the window's end could cut it
-            // short or fake a word boundary.
+            // A hit that starts in the overlap is left to the next window, because that
+            // window contains more of what follows it. Here the window's end could cut
+            // the hit short or fake a word boundary.
             let next_start = start + self.window;
             hits.extend(window_hits.drain(..).filter(|hit| hit.start < next_start));
             start = next_start;
@@ -214,7 +214,7 @@ impl Scanner {
     }
 }
 
-/// What one window scan runs, and where the window starts in the input.
+/// The detectors one window scan runs, and the window's start offset in the input.
 struct Window {
     known: bool,
     tokens: bool,
@@ -222,12 +222,12 @@ struct Window {
     base: usize,
 }
 
-/// Merges raw hits into findings: known-secret hits that overlap or touch become one
-/// finding covering all of them; a pattern hit inside another hit of the same detector
-/// (a duplicate from an overlapping window or a decoded view) is dropped.
+/// Merges raw hits into findings. Known-secret hits that overlap or touch become one
+/// finding covering all of them. A pattern hit inside another hit of the same detector
+/// (a duplicate from a decoded view, say) is dropped.
 fn merge(mut hits: Vec<Hit>) -> Vec<Finding> {
-    // Longest first at equal starts, and specific rules before the generic one, so the
-    // containment check keeps the most informative finding.
+    // At equal starts the longer hit comes first, and specific rules before the generic
+    // one, so the containment check keeps the more specific finding.
     hits.sort_by_key(|hit| {
         (
             hit.start,

@@ -86,6 +86,7 @@ fn aws_access_key_id() {
             "aws-access-key-id",
             &id,
         );
+        assert_found(&format!(r#""keys:\n{id}""#), "aws-access-key-id", &id);
     }
     let id = random(6, BASE32_UPPER, 16);
     assert_clean(&format!("AKIA{}", &id[..15]));
@@ -177,6 +178,8 @@ fn openai_keys() {
     assert_found(&format!("key: {legacy}\n"), "openai-api-key", &legacy);
     let plain = format!("sk-{}", random(20, BASE62, 48));
     assert_found(&format!("[{plain}]"), "openai-api-key", &plain);
+    assert_found(&format!(r#""key:\t{plain}\n""#), "openai-api-key", &plain);
+    assert_found(&plain, "openai-api-key", &plain);
 }
 
 #[test]

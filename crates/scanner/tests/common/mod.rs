@@ -1,7 +1,7 @@
 //! Helpers shared by the scanner's integration tests.
 //!
 //! Sample tokens are generated at run time from a fixed seed, so the sources contain no
-//! token-shaped literals for other scanners to trip on, and every run sees the same
+//! token-shaped literals for other scanners to trip on, and every run uses the same
 //! values.
 
 #![allow(dead_code)]
