@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::process::ExitCode;
 
 use crate::init::{self, InitContext};
+use crate::protocol;
 use crate::step::{Context, StepError, userns_denied_message};
 use crate::sys::{self, Forked, SignalSet};
 use crate::{CONTROL_FD, SPEC_FD, SandboxSpec};
@@ -175,6 +176,10 @@ fn run(control: &mut Option<OwnedFd>) -> Result<u8, StepError> {
             rustix::process::WaitOptions::empty(),
         );
         return Err(error);
+    }
+    if let Some(control) = control.as_ref() {
+        protocol::send(control.as_fd(), &protocol::Report::Init { pid: init_pid }, &[])
+            .step("report the bottle's init to the launcher")?;
     }
     let mut sync_write = std::fs::File::from(sync_write);
     sync_write.write_all(b"1").step("start the bottle's init")?;

@@ -9,6 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 
 use rustix::net::{AddressFamily, RecvFlags, SocketFlags, SocketType};
+use rustix::process::PidfdFlags;
 
 use crate::protocol::{self, MAX_LISTENERS, Report};
 use crate::{INIT_ARG, LandlockStatus, SandboxError, SandboxSpec};
@@ -35,6 +36,8 @@ pub struct Launched {
     /// How much of the Landlock policy the kernel enforces.
     pub landlock: LandlockStatus,
     control: OwnedFd,
+    /// A pidfd of the bottle's init (pid 1 of its pid namespace).
+    init: Option<OwnedFd>,
 }
 
 /// The outcome of a bottle.
@@ -99,7 +102,7 @@ impl Launched {
             .map_err(|error| SandboxError::Protocol(error.to_string()))?
         {
             let exit = match report {
-                Report::Ready { .. } => continue,
+                Report::Ready { .. } | Report::Init { .. } => continue,
                 Report::SetupFailed { step, message } => BottleExit::SetupFailed { step, message },
                 Report::ExecFailed { code, message } => BottleExit::ExecFailed { code, message },
                 Report::AgentExited {
@@ -118,6 +121,22 @@ impl Launched {
             outcome.get_or_insert(exit);
         }
         Ok(outcome.unwrap_or(BottleExit::HelperEnded(status)))
+    }
+
+    /// Kills every process of the bottle and returns once they are all gone.
+    ///
+    /// When the init of a pid namespace exits, the kernel kills every other process in
+    /// the namespace and waits for them before the init itself is reported as exited,
+    /// so a readable pidfd of the init means the namespace is empty.
+    pub fn kill(&mut self) {
+        if let Some(init) = &self.init {
+            if rustix::process::pidfd_send_signal(init, rustix::process::Signal::KILL).is_ok() {
+                let mut fds = [rustix::event::PollFd::new(init, rustix::event::PollFlags::IN)];
+                while let Err(rustix::io::Errno::INTR) = rustix::event::poll(&mut fds, None) {}
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Sends `signal` to the helper, which forwards `SIGINT`, `SIGTERM`, `SIGHUP`,
@@ -175,7 +194,17 @@ pub fn launch(exe: &Path, spec: &SandboxSpec) -> Result<Launched, SandboxError> 
     // reason.
     let _ = std::fs::File::from(spec_write).write_all(&spec_json);
 
-    let received = protocol::receive(&control, RecvFlags::empty());
+    // The helper reports the init's pid before the init reports anything, since the
+    // init starts only after the helper's report is sent.
+    let mut received = protocol::receive(&control, RecvFlags::empty());
+    let mut init = None;
+    if let Ok(Some((Report::Init { pid }, _))) = &received {
+        // The init cannot have been reaped yet: its parent, the helper, waits for a
+        // report from it first. So the pid still names the bottle's init.
+        init = rustix::process::Pid::from_raw(*pid)
+            .and_then(|pid| rustix::process::pidfd_open(pid, PidfdFlags::empty()).ok());
+        received = protocol::receive(&control, RecvFlags::empty());
+    }
     let fail = |child: &mut Child, error: SandboxError| {
         let _ = child.kill();
         let _ = child.wait();
@@ -197,6 +226,7 @@ pub fn launch(exe: &Path, spec: &SandboxSpec) -> Result<Launched, SandboxError> 
                 listeners,
                 landlock,
                 control,
+                init,
             })
         }
         Ok(Some((Report::SetupFailed { step, message }, _))) => {

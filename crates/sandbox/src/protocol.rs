@@ -36,6 +36,9 @@ pub enum LandlockStatus {
 /// One report from the bottle side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Report {
+    /// Sent by the helper: the host pid of the bottle's init, so that the launcher can
+    /// kill the bottle and wait until its pid namespace is empty.
+    Init { pid: i32 },
     /// Set-up finished; the listeners follow as `SCM_RIGHTS` in port order, and the agent
     /// is started next.
     Ready { landlock: LandlockStatus },
