@@ -22,7 +22,11 @@ pub enum Command {
     Check(CheckArgs),
     /// Internal: the egress proxy sidecar of one bottle.
     #[command(name = "__sidecar", hide = true)]
-    Sidecar,
+    Sidecar {
+        /// Number of listening sockets inherited as fds 3 and up.
+        #[arg(long)]
+        listeners: u16,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@
 mod cli;
 mod commands;
 mod exit;
+mod launch;
 
 use std::process::ExitCode;
 

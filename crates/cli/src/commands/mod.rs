@@ -3,6 +3,8 @@
 mod check;
 mod info;
 mod plan;
+mod run;
+mod sidecar;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -13,13 +15,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Info(args) => info::run(&args),
         Command::Run(args) if args.dry_run => plan::dry_run(&args),
 
-        // The launch itself lives in `crate::launch`.
-        Command::Run(args) if !args.dry_run => not_implemented(),
-        Command::Run(_) | Command::Sidecar { .. } => not_implemented(),
+        Command::Run(args) => run::run(&args),
+        Command::Sidecar { listeners } => sidecar::run(listeners),
     }
-}
-
-fn not_implemented() -> Exit {
-    eprintln!("bottle: not implemented yet");
-    Exit::Failure
 }

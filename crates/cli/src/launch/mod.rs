@@ -1,0 +1,318 @@
+//! `bottle run` without `--dry-run`: launch a bottle, wait for it, tear it down.
+//!
+//! The launcher is a plain single-threaded process: it starts the sandbox helper and
+//! the sidecar as child processes and waits on their pidfds, so that neither child
+//! can outlive the other and a dying launcher takes both with it.
+
+mod environment;
+mod slug;
+mod state;
+mod supervise;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+pub use environment::EnvSource;
+use state::{BottleDirs, Meta};
+pub use supervise::READY_LINE;
+use supervise::Outcome;
+
+use crate::exit::Exit;
+
+/// Port of the egress proxy on the bottle's loopback interface.
+const PROXY_PORT: u16 = 3128;
+
+/// What a launch needs from the resolved plan.
+#[derive(Debug)]
+pub struct LaunchPlan {
+    /// The agent's name; `None` for the default bottle.
+    pub agent: Option<String>,
+    /// The bottles folded into the plan, in order.
+    pub bottles: Vec<String>,
+    pub env: BTreeMap<String, EnvSource>,
+    pub routes: Vec<bottle_policy::Route>,
+    pub egress_log: u8,
+    /// The command to run; empty for an interactive shell.
+    pub command: Vec<String>,
+}
+
+/// Options of one launch that do not come from the plan.
+#[derive(Debug)]
+pub struct LaunchOptions {
+    pub config_dir: PathBuf,
+    pub workspace: Option<PathBuf>,
+    pub label: Option<String>,
+}
+
+/// Launches the bottle and returns the exit status `bottle run` should have.
+pub fn run(plan: &LaunchPlan, options: &LaunchOptions) -> Exit {
+    let slug = match slug::new_slug(plan.agent.as_deref(), options.label.as_deref()) {
+        Ok(slug) => slug,
+        Err(message) => {
+            eprintln!("bottle: {message}");
+            return Exit::Launcher;
+        }
+    };
+
+    let dirs = match BottleDirs::create(&options.config_dir, &slug) {
+        Ok(dirs) => dirs,
+        Err(err) => {
+            eprintln!("bottle: cannot create the state of bottle {slug}: {err}");
+            return Exit::Launcher;
+        }
+    };
+
+    let result = launch(plan, options, &slug, &dirs);
+
+    let removed = dirs.remove_state();
+    match (result, removed) {
+        (Ok(exit), Ok(())) => exit,
+        (Ok(_), Err(err)) => {
+            eprintln!(
+                "bottle: teardown failed: cannot remove {}: {err}",
+                dirs.state.display()
+            );
+            Exit::Launcher
+        }
+        (Err(err), removed) => {
+            eprintln!("bottle: {err:#}");
+            if let Err(remove_err) = removed {
+                eprintln!("bottle: cannot remove {}: {remove_err}", dirs.state.display());
+            }
+            Exit::Launcher
+        }
+    }
+}
+
+/// Prints a launch phase. Phases go to stderr so that the agent's stdout stays its own.
+fn phase(slug: &str, text: &str) {
+    eprintln!("bottle: [{slug}] {text}");
+}
+
+fn launch(plan: &LaunchPlan, options: &LaunchOptions, slug: &str, dirs: &BottleDirs) -> Result<Exit> {
+    let started_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|since| since.as_secs())
+        .unwrap_or_default();
+    dirs.write_meta(&Meta {
+        slug,
+        backend: "native",
+        agent: plan.agent.as_deref(),
+        bottles: &plan.bottles,
+        label: options.label.as_deref(),
+        started_unix,
+        launcher_pid: std::process::id(),
+    })
+    .context("cannot write the bottle's metadata")?;
+
+    phase(slug, "resolving tokens and environment");
+    let tokens = resolve_tokens(&plan.routes, &|name| std::env::var(name).ok())?;
+    let agent_env = environment::build(slug, &plan.env, &|name| std::env::var(name).ok(), &prompt)
+        .map_err(|message| anyhow!(message))?;
+
+    phase(slug, "minting the bottle CA");
+    let ca = bottle_proxy::CertificateAuthority::generate(slug)
+        .context("cannot mint the bottle CA")?;
+    let ca_path = dirs
+        .write_public_file("ca.pem", ca.cert_pem().as_bytes())
+        .context("cannot write the CA certificate")?;
+
+    let sidecar_config = bottle_proxy::SidecarConfig {
+        slug: slug.to_owned(),
+        routes: plan.routes.clone(),
+        tokens,
+        ca_cert_pem: ca.cert_pem().to_owned(),
+        ca_key_pem: ca.key_pem(),
+        audit_log: dirs.logs.join("egress.jsonl"),
+        log_level: plan.egress_log,
+    };
+    sidecar_config.validate().context("invalid egress policy")?;
+
+    let workspace = match &options.workspace {
+        Some(dir) => existing_workspace(dir)?,
+        None => dirs
+            .fresh_workspace(fresh_workspace_owner())
+            .context("cannot create the workspace")?,
+    };
+
+    let spec = bottle_sandbox::SandboxSpec {
+        command: plan.command.clone(),
+        env: agent_env.vars,
+        workspace,
+        hostname: slug.to_owned(),
+        mounts: vec![
+            bind_read_only(&ca_path, environment::CA_PATH),
+            bind_read_only(&ca_path, environment::SYSTEM_BUNDLE_PATH),
+        ],
+        listen_ports: vec![PROXY_PORT],
+        limits: bottle_sandbox::Limits::default(),
+    };
+
+    let exe = std::env::current_exe().context("cannot find the bottle executable")?;
+    phase(slug, "starting the sandbox");
+    let mut launched =
+        bottle_sandbox::launch(&exe, &spec).context("cannot start the sandbox")?;
+
+    phase(slug, "starting the sidecar");
+    let listeners: Vec<OwnedFd> =
+        std::mem::take(&mut launched.listeners).into_iter().map(OwnedFd::from).collect();
+    let sidecar = match start_sidecar(&exe, &sidecar_config, listeners) {
+        Ok(sidecar) => sidecar,
+        Err(err) => {
+            launched.kill();
+            return Err(err);
+        }
+    };
+
+    phase(slug, "running");
+    let outcome = supervise::wait(launched, sidecar)?;
+    match outcome {
+        Outcome::Bottle(ended) => Ok(supervise::exit_of(&ended)),
+        Outcome::SidecarDied(status) => {
+            bail!("the sidecar exited ({status}); the bottle was stopped")
+        }
+    }
+}
+
+/// Returns the host uid to give a fresh workspace: the agent's own when the launcher
+/// runs as root (the agent is then another, unprivileged host user), else none.
+fn fresh_workspace_owner() -> Option<u32> {
+    let (agent_uid, _) = bottle_sandbox::agent_host_ids();
+    rustix::process::geteuid().is_root().then_some(agent_uid)
+}
+
+fn bind_read_only(source: &Path, target: &str) -> bottle_sandbox::BindMount {
+    bottle_sandbox::BindMount {
+        source: source.to_path_buf(),
+        target: PathBuf::from(target),
+        read_only: true,
+    }
+}
+
+fn existing_workspace(dir: &Path) -> Result<PathBuf> {
+    let canonical = dir
+        .canonicalize()
+        .with_context(|| format!("invalid --workspace {}: cannot open it", dir.display()))?;
+    if !canonical.is_dir() {
+        bail!("invalid --workspace {}: not a directory", dir.display());
+    }
+    Ok(canonical)
+}
+
+/// Looks up the value of every token ref that a route injects.
+fn resolve_tokens(
+    routes: &[bottle_policy::Route],
+    host_var: &dyn Fn(&str) -> Option<String>,
+) -> Result<BTreeMap<String, String>> {
+    let mut tokens = BTreeMap::new();
+    for route in routes {
+        let Some(auth) = &route.auth else { continue };
+        if tokens.contains_key(&auth.token_ref) {
+            continue;
+        }
+        let value = host_var(&auth.token_ref).filter(|value| !value.is_empty()).ok_or_else(|| {
+            anyhow!(
+                "route {}:{} injects token {}, which has no value; export {} on the host",
+                route.host,
+                route.port,
+                auth.token_ref,
+                auth.token_ref
+            )
+        })?;
+        tokens.insert(auth.token_ref.clone(), value);
+    }
+    Ok(tokens)
+}
+
+/// Asks the operator for a value on the terminal without echoing it.
+fn prompt(name: &str, message: Option<&str>) -> Result<String, String> {
+    let text = match message {
+        Some(message) => format!("bottle: {message} ({name}): "),
+        None => format!("bottle: value for {name}: "),
+    };
+    rpassword::prompt_password(text)
+        .map_err(|err| format!("env {name} asks for a value at launch, but no terminal can be read: {err}"))
+}
+
+/// Starts `bottle __sidecar` with the listeners as fds 3 and up and its configuration
+/// on standard input, and waits until it reports that it is serving.
+fn start_sidecar(
+    exe: &Path,
+    config: &bottle_proxy::SidecarConfig,
+    listeners: Vec<OwnedFd>,
+) -> Result<supervise::Sidecar> {
+    let mut command = Command::new(exe);
+    command
+        .arg("__sidecar")
+        .arg("--listeners")
+        .arg(listeners.len().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .env_clear()
+        // Terminal signals such as Ctrl-C are for the agent, not for the sidecar.
+        .process_group(0);
+    bottle_sandbox::pass_fds(&mut command, listeners);
+    bottle_sandbox::kill_with_parent(&mut command);
+
+    let mut child = command.spawn().context("cannot start the sidecar")?;
+    let config_json = serde_json::to_vec(config).context("cannot encode the sidecar configuration")?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let written = stdin.write_all(&config_json);
+    drop(stdin);
+    if let Err(err) = written {
+        supervise::kill_and_reap(child);
+        bail!("cannot send the sidecar its configuration: {err}");
+    }
+
+    let stdout = child.stdout.take().expect("stdout is piped");
+    match supervise::wait_ready(stdout) {
+        Ok(()) => Ok(supervise::Sidecar { child }),
+        Err(err) => {
+            supervise::kill_and_reap(child);
+            Err(err)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(host: &str, token_ref: Option<&str>) -> bottle_policy::Route {
+        let mut route: bottle_policy::Route =
+            serde_json::from_value(serde_json::json!({ "host": host })).expect("route");
+        if let Some(token_ref) = token_ref {
+            route.auth = Some(
+                serde_json::from_value(serde_json::json!({ "token_ref": token_ref }))
+                    .expect("auth"),
+            );
+        }
+        route
+    }
+
+    #[test]
+    fn tokens_resolved_per_ref() {
+        let routes = [route("a.example", Some("T1")), route("b.example", None)];
+        let tokens = resolve_tokens(&routes, &|name| (name == "T1").then(|| "v1".to_owned()))
+            .expect("resolve");
+        assert_eq!(tokens, BTreeMap::from([("T1".to_owned(), "v1".to_owned())]));
+    }
+
+    #[test]
+    fn missing_token_names_ref_and_route() {
+        let routes = [route("a.example", Some("T1"))];
+        let err = resolve_tokens(&routes, &|_| None).expect_err("missing");
+        assert_eq!(
+            err.to_string(),
+            "route a.example:443 injects token T1, which has no value; export T1 on the host"
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Waiting on the two children of a launch: the sandbox helper and the sidecar.
+//!
+//! Each child is watched through a pidfd, so the launcher learns at once when either
+//! exits without reaping the other. The sidecar dying stops the bottle; the bottle
+//! ending stops the sidecar.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::process::{Child, ChildStdout, ExitStatus};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::process::{Pid, PidfdFlags, Signal, pidfd_open, pidfd_send_signal};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+
+use bottle_sandbox::BottleExit;
+
+use crate::exit::Exit;
+
+/// How long the sidecar may take to report that it is serving.
+const SIDECAR_READY_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a stopped child may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The line the sidecar prints on its standard output once it serves.
+pub const READY_LINE: &str = "ready";
+
+/// A running sidecar.
+#[derive(Debug)]
+pub struct Sidecar {
+    pub child: Child,
+}
+
+/// How a bottle ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The bottle exited; the value is what `bottle run` exits with.
+    Bottle(BottleExit),
+    /// The sidecar exited first, and the bottle was killed.
+    SidecarDied(ExitStatus),
+}
+
+/// Waits until the sidecar prints its ready line, or fails when it exits or takes
+/// longer than the timeout.
+pub fn wait_ready(mut stdout: ChildStdout) -> Result<()> {
+    let deadline = Instant::now() + SIDECAR_READY_TIMEOUT;
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 64];
+
+    while !received.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            bail!(
+                "the sidecar did not report ready within {} s",
+                SIDECAR_READY_TIMEOUT.as_secs()
+            );
+        }
+        let mut fds = [PollFd::new(&stdout, PollFlags::IN)];
+        poll(&mut fds, Some(&timespec(left))).context("cannot wait for the sidecar")?;
+        if fds[0].revents().is_empty() {
+            continue;
+        }
+        let read = stdout.read(&mut buffer).context("cannot read from the sidecar")?;
+        if read == 0 {
+            bail!("the sidecar exited before it was ready; its error is above");
+        }
+        received.extend_from_slice(&buffer[..read]);
+        if received.len() > 256 {
+            bail!("the sidecar sent an unexpected start-up message");
+        }
+    }
+
+    if received.trim_ascii() != READY_LINE.as_bytes() {
+        bail!("the sidecar sent an unexpected start-up message");
+    }
+    Ok(())
+}
+
+/// Waits for the bottle or the sidecar to exit, then stops the other.
+///
+/// SIGINT is left to the agent, which shares the terminal's process group; SIGTERM
+/// and SIGHUP stop the bottle, and the launcher then tears down as usual.
+pub fn wait(mut bottle: bottle_sandbox::Launched, mut sidecar: Sidecar) -> Result<Outcome> {
+    let (signal_read, signal_write) = std::os::unix::net::UnixStream::pair()
+        .context("cannot create the signal pipe")?;
+    // A handler that only sets a flag keeps SIGINT from ending the launcher; the
+    // agent in the foreground receives the same SIGINT and decides what it means.
+    let mut signal_ids = vec![
+        signal_hook::flag::register(SIGINT, Arc::new(AtomicBool::new(false)))
+            .context("cannot install signal handlers")?,
+    ];
+    for signal in [SIGTERM, SIGHUP] {
+        let write = signal_write.try_clone().context("cannot create the signal pipe")?;
+        signal_ids.push(
+            signal_hook::low_level::pipe::register(signal, write)
+                .context("cannot install signal handlers")?,
+        );
+    }
+    signal_read.set_nonblocking(true).context("cannot create the signal pipe")?;
+
+    let bottle_fd = pidfd(&bottle.child)?;
+    let sidecar_fd = pidfd(&sidecar.child)?;
+
+    let outcome = loop {
+        let mut fds = [
+            PollFd::new(&bottle_fd, PollFlags::IN),
+            PollFd::new(&sidecar_fd, PollFlags::IN),
+            PollFd::new(&signal_read, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(err) => return Err(err).context("cannot wait for the bottle"),
+        }
+        let bottle_done = !fds[0].revents().is_empty();
+        let sidecar_done = !fds[1].revents().is_empty();
+        let signalled = !fds[2].revents().is_empty();
+
+        if bottle_done {
+            let exit = bottle.wait().context("cannot reap the sandbox helper")?;
+            stop(&mut sidecar.child, &sidecar_fd);
+            break Outcome::Bottle(exit);
+        }
+        if sidecar_done {
+            let status = sidecar.child.wait().context("cannot reap the sidecar")?;
+            bottle.kill();
+            break Outcome::SidecarDied(status);
+        }
+        if signalled {
+            drain(&signal_read);
+            let _ = pidfd_send_signal(&bottle_fd, Signal::TERM);
+        }
+    };
+
+    for id in signal_ids {
+        signal_hook::low_level::unregister(id);
+    }
+    Ok(outcome)
+}
+
+/// Kills a child and reaps it; used when a launch fails half-way.
+pub fn kill_and_reap(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Asks a child to stop with SIGTERM and kills it after the grace period.
+fn stop(child: &mut Child, child_fd: &OwnedFd) {
+    if pidfd_send_signal(child_fd, Signal::TERM).is_err() {
+        let _ = child.wait();
+        return;
+    }
+    let mut fds = [PollFd::new(child_fd, PollFlags::IN)];
+    let exited = poll(&mut fds, Some(&timespec(STOP_GRACE))).is_ok_and(|ready| ready > 0);
+    if !exited {
+        let _ = pidfd_send_signal(child_fd, Signal::KILL);
+    }
+    let _ = child.wait();
+}
+
+/// Empties the non-blocking signal pipe, which holds one byte per signal received.
+fn drain(mut pipe: &std::os::unix::net::UnixStream) {
+    let mut buffer = [0u8; 32];
+    while matches!(pipe.read(&mut buffer), Ok(n) if n > 0) {}
+}
+
+fn pidfd(child: &Child) -> Result<OwnedFd> {
+    let pid = Pid::from_child(child);
+    pidfd_open(pid, PidfdFlags::empty())
+        .with_context(|| format!("cannot open a pidfd for process {}", child.id()))
+}
+
+/// Maps how the bottle ended to the exit status of `bottle run`, printing why when
+/// the agent did not simply exit.
+pub fn exit_of(ended: &BottleExit) -> Exit {
+    match ended {
+        // The bottle prints why a command could not be executed.
+        BottleExit::Exited(_) | BottleExit::Signaled(_) | BottleExit::ExecFailed { .. } => {}
+        BottleExit::SetupFailed { step, message } => {
+            eprintln!("bottle: sandbox set-up failed: cannot {step}: {message}");
+            return Exit::Launcher;
+        }
+        BottleExit::HelperEnded(status) => {
+            eprintln!("bottle: the sandbox helper ended without a report ({status})");
+            return Exit::Launcher;
+        }
+    }
+    let code = ended.exit_code();
+    Exit::Agent(u8::try_from(code & 0xff).expect("masked to a byte"))
+}
+
+fn timespec(duration: Duration) -> Timespec {
+    Timespec {
+        tv_sec: i64::try_from(duration.as_secs()).expect("timeouts are small"),
+        tv_nsec: i64::from(duration.subsec_nanos()),
+    }
+}

