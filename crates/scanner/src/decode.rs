@@ -1,11 +1,14 @@
-//! Decoding of base64 and percent-encoded runs of the input, so that the pattern
-//! detectors see what an encoded value hides.
+//! Decoding of base64 runs, percent-encoded runs and backslash escapes in the input, so
+//! that the detectors also scan what an encoded value hides.
 //!
 //! Each run is decoded once. Decoded bytes are scanned but never decoded again, so the
 //! work stays within a small multiple of the input size whatever the nesting.
 
-use crate::encode::{decode_base64_lenient, has_percent_escape, is_base64_byte, percent_decode};
+use crate::encode::{decode_base64_lenient, is_base64_byte};
 use crate::finding::Encoding;
+use crate::unescape::{
+    Escape, has_backslash_escape, has_percent_escape, input_span, percent_decode, unescape,
+};
 
 /// The shortest base64 run that is decoded. 24 characters decode to 18 bytes; shorter
 /// runs cannot hold any token the rules describe.
@@ -23,9 +26,12 @@ pub(crate) enum SpanMap<'a> {
         offsets: &'a [usize],
         alignment: usize,
     },
-    /// Percent: the run starts at input offset `origin`; `escapes` lists the decoded
-    /// index of every `%XX` escape.
-    Percent { origin: usize, escapes: &'a [usize] },
+    /// Percent-encoding or backslash escapes: the decoded run starts at input offset
+    /// `origin`, and `escapes` lists its escapes.
+    Escaped {
+        origin: usize,
+        escapes: &'a [Escape],
+    },
 }
 
 impl SpanMap<'_> {
@@ -40,25 +46,16 @@ impl SpanMap<'_> {
                 let last = (alignment + (8 * end).div_ceil(6)).min(offsets.len());
                 (offsets[first], offsets[last - 1] + 1)
             }
-            SpanMap::Percent { origin, escapes } => {
-                let input_offset = |index: usize| {
-                    let escapes_before = escapes.partition_point(|&escape| escape < index);
-                    origin + index + 2 * escapes_before
-                };
-                let last = end - 1;
-                let last_width = if escapes.binary_search(&last).is_ok() {
-                    3
-                } else {
-                    1
-                };
-                (input_offset(start), input_offset(last) + last_width)
+            SpanMap::Escaped { origin, escapes } => {
+                let (start, end) = input_span(escapes, start, end);
+                (origin + start, origin + end)
             }
         }
     }
 }
 
-// TODO(dlp): JSON `\uXXXX` escapes, HTML entities and quoted-printable are not decoded,
-// so a token written that way is found only if it is also a known secret.
+// TODO(dlp): HTML entities and quoted-printable are not decoded, so a token written that
+// way is found only if it is also a known secret in a form that survives them.
 
 /// Reusable buffers for decoding, so a scan allocates them once.
 #[derive(Default)]
@@ -66,13 +63,14 @@ pub(crate) struct Decoder {
     chars: Vec<u8>,
     offsets: Vec<usize>,
     decoded: Vec<u8>,
-    escapes: Vec<usize>,
+    escapes: Vec<Escape>,
 }
 
 impl Decoder {
     /// Calls `visit` with each decoded view of `haystack`: every base64 run of at least
-    /// [`MIN_BASE64_RUN`] characters at each of its four alignments, then every
-    /// percent-encoded run that contains a valid escape.
+    /// [`MIN_BASE64_RUN`] characters at each of its four alignments, every
+    /// percent-encoded run that contains a valid escape, and the whole of `haystack` with
+    /// its backslash escapes decoded if it has any.
     pub(crate) fn for_each_view(
         &mut self,
         haystack: &[u8],
@@ -103,11 +101,20 @@ impl Decoder {
                 continue;
             }
             percent_decode(run, &mut self.decoded, &mut self.escapes);
-            let map = SpanMap::Percent {
+            let map = SpanMap::Escaped {
                 origin,
                 escapes: &self.escapes,
             };
             visit(&self.decoded, &map, Encoding::Percent);
+        }
+
+        if has_backslash_escape(haystack) {
+            unescape(haystack, &mut self.decoded, &mut self.escapes);
+            let map = SpanMap::Escaped {
+                origin: 0,
+                escapes: &self.escapes,
+            };
+            visit(&self.decoded, &map, Encoding::Escaped);
         }
     }
 
@@ -182,18 +189,6 @@ mod tests {
         assert_eq!(map.to_input(0, 3), (10, 14));
         assert_eq!(map.to_input(3, 6), (14, 18));
         assert_eq!(map.to_input(1, 2), (11, 13));
-    }
-
-    #[test]
-    fn percent_span_skips_escapes() {
-        // "a%41b%42c" decodes to "aAbBc" with escapes at 1 and 3.
-        let map = SpanMap::Percent {
-            origin: 5,
-            escapes: &[1, 3],
-        };
-        assert_eq!(map.to_input(0, 1), (5, 6));
-        assert_eq!(map.to_input(1, 2), (6, 9));
-        assert_eq!(map.to_input(2, 5), (9, 14));
     }
 
     #[test]

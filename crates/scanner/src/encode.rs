@@ -1,5 +1,5 @@
-//! Encoders that produce the forms a known secret is searched in, and the lenient
-//! decoders used to rescan encoded runs of the input.
+//! Encoders that produce the forms a known secret is searched in, and the lenient base64
+//! decoder used to rescan base64 runs of the input.
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -107,46 +107,6 @@ pub(crate) fn decode_base64_lenient(chars: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn hex_value(byte: u8) -> Option<u8> {
-    match byte {
-        b'0'..=b'9' => Some(byte - b'0'),
-        b'a'..=b'f' => Some(byte - b'a' + 10),
-        b'A'..=b'F' => Some(byte - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Returns whether `run` contains at least one valid `%XX` escape.
-pub(crate) fn has_percent_escape(run: &[u8]) -> bool {
-    run.windows(3)
-        .any(|w| w[0] == b'%' && hex_value(w[1]).is_some() && hex_value(w[2]).is_some())
-}
-
-/// Percent-decodes `run` into `out` (`%XX` to a byte, `+` to a space) and records in
-/// `escapes` the output index of every decoded `%XX` escape, in ascending order.
-///
-/// A `%` that does not start a valid escape is kept as is.
-pub(crate) fn percent_decode(run: &[u8], out: &mut Vec<u8>, escapes: &mut Vec<usize>) {
-    out.clear();
-    escapes.clear();
-    let mut i = 0;
-    while i < run.len() {
-        let byte = run[i];
-        let escaped = match run.get(i + 1..i + 3) {
-            Some(&[high, low]) if byte == b'%' => hex_value(high).zip(hex_value(low)),
-            _ => None,
-        };
-        if let Some((high, low)) = escaped {
-            escapes.push(out.len());
-            out.push((high << 4) | low);
-            i += 3;
-            continue;
-        }
-        out.push(if byte == b'+' { b' ' } else { byte });
-        i += 1;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,14 +161,5 @@ mod tests {
         assert_eq!(out, b"hi>>??~~~");
         decode_base64_lenient(b"aGVsbG8", &mut out);
         assert_eq!(out, b"hello");
-    }
-
-    #[test]
-    fn percent_decode_records_escapes() {
-        let mut out = Vec::new();
-        let mut escapes = Vec::new();
-        percent_decode(b"a%41+%zz%4", &mut out, &mut escapes);
-        assert_eq!(out, b"aA %zz%4");
-        assert_eq!(escapes, vec![1]);
     }
 }

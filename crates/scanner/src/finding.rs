@@ -106,6 +106,9 @@ pub enum Encoding {
     /// Percent-encoded (URL encoding), found directly or by decoding a percent-encoded
     /// run of the input.
     Percent,
+    /// Written with the backslash escapes of JSON, JavaScript or C string literals
+    /// (`\u0067`, `\x67`, `\/`), found by decoding them.
+    Escaped,
     /// With separator characters (whitespace, quotes, `-_.:/,|+` or `\n`-style escapes)
     /// inserted between its characters.
     Separated,
@@ -119,6 +122,7 @@ impl Encoding {
             Encoding::Base64 => "base64",
             Encoding::Hex => "hex",
             Encoding::Percent => "percent",
+            Encoding::Escaped => "escaped",
             Encoding::Separated => "separated",
         }
     }

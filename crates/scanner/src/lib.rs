@@ -30,8 +30,9 @@
 //! - split by separators: whitespace, quotes, `-_.:/,|+`, and `\n`, `\r`, `\t` escapes,
 //!   any number of them anywhere between characters, in any of the forms above
 //!   (`"abcd" + "efgh"` string concatenation included);
-//! - inside base64 runs and percent-encoded runs of the input, once decoded (so a value
-//!   encoded twice, such as base64 of its hex, is also found).
+//! - inside base64 runs, percent-encoded runs and backslash-escaped text (`\u0067`,
+//!   `\x67`, `\/`, `\"`) of the input, once decoded (so a value encoded twice, such as
+//!   base64 of its hex, is also found).
 //!
 //! Values shorter than [`MIN_KNOWN_SECRET_LEN`] bytes are ignored: they occur by chance
 //! in ordinary text and encoded data. For the same reason, a value with fewer than that
@@ -46,12 +47,13 @@
 //! (`sk_live_`, `rk_live_`), OpenAI (`sk-proj-`, `sk-svcacct-`, `sk-admin-`, legacy
 //! `sk-`), Anthropic (`sk-ant-`), Google API keys (`AIza`), npm (`npm_`), PyPI (`pypi-`
 //! macaroons), JWTs, and generic assignments (`password = "..."`, `"api_key": "..."`)
-//! whose value looks random. Each rule also runs on decoded base64 and percent-encoded
-//! runs; such a finding covers the encoded characters.
+//! whose value looks random. Each rule also runs on decoded base64, percent-encoded and
+//! backslash-escaped text, and such a finding covers the encoded characters.
 //!
 //! **[`Detector::PrivateKeys`]** finds PEM private key blocks of any kind (PKCS#1 RSA,
-//! SEC1 EC, DSA, PKCS#8 plain and encrypted, OpenSSH, PGP, SSH2), raw, base64-encoded
-//! or percent-encoded, with the span covering the whole block up to the END line.
+//! SEC1 EC, DSA, PKCS#8 plain and encrypted, OpenSSH, PGP, SSH2), raw, base64-encoded,
+//! percent-encoded or backslash-escaped. The span covers the whole block up to the END
+//! line.
 //!
 //! # Limits
 //!
@@ -61,8 +63,8 @@
 //!   source code, a truncated key) is not reported. PuTTY `.ppk` keys and DER (binary)
 //!   keys are not recognised.
 //! - Decoding goes one level deep: base64 inside a percent-encoded run is decoded only if
-//!   the base64 characters themselves are not escaped. JSON `\u` escapes, HTML entities,
-//!   compression and archives are not decoded here; callers decode bodies first.
+//!   the base64 characters themselves are not escaped. HTML entities, quoted-printable,
+//!   compression and archives are not decoded here, so callers decode bodies first.
 //! - Short-prefix rules (legacy `sk-`, `AKIA`, `ASIA`) need the token to start a word
 //!   (or follow a `\n`, `\r`, `\t` escape), so one glued to a preceding letter is missed
 //!   unless it is a known secret.
@@ -81,6 +83,7 @@ mod patterns;
 mod redact;
 mod rules;
 mod scanner;
+mod unescape;
 
 pub use finding::{Detector, Encoding, Finding, RuleId};
 pub use known::MIN_KNOWN_SECRET_LEN;

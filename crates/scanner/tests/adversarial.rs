@@ -29,6 +29,9 @@ fn repetitive_inputs_finish() {
         "sk-ant-api03-",
         " ",
         "\\n",
+        "\\u0041",
+        "\\",
+        "\\ud83d",
     ];
     for unit in units {
         let input = repeat(unit);

@@ -261,3 +261,36 @@ fn large_input_is_scanned() {
     assert_eq!(starts.len(), 2, "{findings:?}");
     assert_eq!(starts[0], middle);
 }
+
+#[test]
+fn json_escaped_value_is_found() {
+    // Every character as a `\u` escape, as a JSON encoder may write it.
+    let escaped: String = SECRET
+        .chars()
+        .map(|c| format!("\\u{:04x}", u32::from(c)))
+        .collect();
+    assert_found_in(
+        &format!("{{\"text\":\"{escaped}\"}}"),
+        &escaped,
+        Encoding::Escaped,
+    );
+
+    // `/` written as `\/`, as some JSON encoders do.
+    let slashes = SECRET.replace('/', "\\/");
+    assert_found_in(
+        &format!("{{\"text\":\"{slashes}\"}}"),
+        &slashes,
+        Encoding::Escaped,
+    );
+
+    // C-style `\x` escapes.
+    let hex_escaped: String = SECRET
+        .bytes()
+        .map(|byte| format!("\\x{byte:02x}"))
+        .collect();
+    assert_found_in(
+        &format!("s = \"{hex_escaped}\";"),
+        &hex_escaped,
+        Encoding::Escaped,
+    );
+}

@@ -18,6 +18,7 @@ enum Form {
     HexLower,
     HexUpper,
     Percent,
+    JsonEscaped,
     Separated { separator: u8, every: usize },
 }
 
@@ -30,6 +31,7 @@ fn form_strategy() -> impl Strategy<Value = Form> {
         Just(Form::HexLower),
         Just(Form::HexUpper),
         Just(Form::Percent),
+        Just(Form::JsonEscaped),
         (separators, 1usize..4).prop_map(|(separator, every)| Form::Separated { separator, every }),
     ]
 }
@@ -51,6 +53,10 @@ fn encode(secret: &str, form: Form, prefix: &str) -> String {
                     format!("%{byte:02X}")
                 }
             })
+            .collect(),
+        Form::JsonEscaped => secret
+            .chars()
+            .map(|c| format!("\\u{:04x}", u32::from(c)))
             .collect(),
         Form::Separated { separator, every } => secret
             .as_bytes()

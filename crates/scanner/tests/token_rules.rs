@@ -279,3 +279,18 @@ fn generic_secret_negatives() {
     assert_clean("auth_key: oauth2_client_credentials_flow");
     assert_clean("secret_name = projectSecretName");
 }
+
+#[test]
+fn escaped_tokens_are_found() {
+    let token = format!("ghp_{}", random(32, BASE62, 36));
+    let escaped: String = token
+        .chars()
+        .map(|c| format!("\\u{:04X}", u32::from(c)))
+        .collect();
+    let input = format!("{{\"body\":\"{escaped}\"}}");
+    let findings = bottle_scanner::Scanner::default().scan(input.as_bytes());
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].rule, "github-pat");
+    assert_eq!(findings[0].encoding, bottle_scanner::Encoding::Escaped);
+    assert_eq!(&input[findings[0].range()], escaped);
+}
