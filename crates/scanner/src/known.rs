@@ -82,21 +82,27 @@ impl PatternList {
 }
 
 /// The compiled known secrets of one scanner.
+///
+/// Raw, percent-encoded and hex forms are matched without regard to ASCII case: a
+/// lower-cased secret (in a host name, say) still gives most of it away, and hex has no
+/// canonical case. Base64 forms are matched exactly, because case changes their meaning.
 pub(crate) struct KnownSecrets {
-    /// Raw, base64 and percent-encoded forms, matched exactly.
-    exact: Option<Automaton>,
-    /// Lower-case hex forms, matched without regard to ASCII case.
-    hex: Option<Automaton>,
-    /// The exact forms with separators removed, matched against a separator-free copy.
-    stripped: Option<Automaton>,
+    /// Raw, percent-encoded and hex forms, ignoring ASCII case.
+    folded: Option<Automaton>,
+    /// Base64 and base64url fragments, matched exactly.
+    base64: Option<Automaton>,
+    /// The folded forms with separators removed, for a separator-free copy of the input.
+    folded_stripped: Option<Automaton>,
+    /// The base64 fragments with separators removed, for the same copy.
+    base64_stripped: Option<Automaton>,
     /// Number of values compiled in.
     count: usize,
 }
 
 impl KnownSecrets {
     pub(crate) fn compile<S: AsRef<str>>(values: &[S]) -> Result<KnownSecrets, ScannerError> {
-        let mut exact = PatternList::default();
-        let mut hex = PatternList::default();
+        let mut folded = PatternList::default();
+        let mut base64 = PatternList::default();
         let mut count = 0;
 
         for value in values {
@@ -105,32 +111,38 @@ impl KnownSecrets {
                 continue;
             }
             count += 1;
-            exact.add(value.to_vec(), Encoding::Raw);
-            for alphabet in [Alphabet::Standard, Alphabet::UrlSafe] {
-                for fragment in base64_fragments(value, alphabet) {
-                    exact.add(fragment, Encoding::Base64);
-                }
-            }
+            folded.add(value.to_vec(), Encoding::Raw);
             for upper_hex in [true, false] {
                 for space_as_plus in [true, false] {
                     let encoded = percent_encode(value, upper_hex, space_as_plus);
                     if encoded != value {
-                        exact.add(encoded, Encoding::Percent);
+                        folded.add(encoded, Encoding::Percent);
                     }
                 }
             }
-            hex.add(hex_lower(value), Encoding::Hex);
+            folded.add(hex_lower(value), Encoding::Hex);
+            for alphabet in [Alphabet::Standard, Alphabet::UrlSafe] {
+                for fragment in base64_fragments(value, alphabet) {
+                    base64.add(fragment, Encoding::Base64);
+                }
+            }
         }
 
-        let mut stripped = PatternList::default();
-        for (pattern, _) in &exact.patterns {
-            stripped.add(strip_separators(pattern), Encoding::Separated);
-        }
+        let strip_all = |list: &PatternList| {
+            let mut stripped = PatternList::default();
+            for (pattern, _) in &list.patterns {
+                stripped.add(strip_separators(pattern), Encoding::Separated);
+            }
+            stripped
+        };
+        let folded_stripped = strip_all(&folded);
+        let base64_stripped = strip_all(&base64);
 
         Ok(KnownSecrets {
-            exact: Automaton::build(exact.patterns, false)?,
-            hex: Automaton::build(hex.patterns, true)?,
-            stripped: Automaton::build(stripped.patterns, false)?,
+            folded: Automaton::build(folded.patterns, true)?,
+            base64: Automaton::build(base64.patterns, false)?,
+            folded_stripped: Automaton::build(folded_stripped.patterns, true)?,
+            base64_stripped: Automaton::build(base64_stripped.patterns, false)?,
             count,
         })
     }
@@ -141,18 +153,14 @@ impl KnownSecrets {
 
     /// Appends every raw, base64, percent-encoded and hex match in `haystack` to `out`.
     pub(crate) fn find_exact(&self, haystack: &[u8], out: &mut Vec<KnownMatch>) {
-        let mut report = |start, end, encoding| {
-            out.push(KnownMatch {
-                start,
-                end,
-                encoding,
-            })
-        };
-        if let Some(exact) = &self.exact {
-            exact.find(haystack, &mut report);
-        }
-        if let Some(hex) = &self.hex {
-            hex.find(haystack, &mut report);
+        for automaton in [&self.folded, &self.base64].into_iter().flatten() {
+            automaton.find(haystack, |start, end, encoding| {
+                out.push(KnownMatch {
+                    start,
+                    end,
+                    encoding,
+                });
+            });
         }
     }
 
@@ -160,22 +168,21 @@ impl KnownSecrets {
     /// offsets of `haystack`. Forms found by [`KnownSecrets::find_exact`] are found here
     /// too, so callers merge overlapping matches.
     pub(crate) fn find_separated(&self, haystack: &[u8], out: &mut Vec<KnownMatch>) {
-        if self.stripped.is_none() && self.hex.is_none() {
+        if self.folded_stripped.is_none() && self.base64_stripped.is_none() {
             return;
         }
         let (copy, offsets) = strip_with_offsets(haystack);
-        let mut report = |start: usize, end: usize, _| {
-            out.push(KnownMatch {
-                start: offsets[start] as usize,
-                end: offsets[end - 1] as usize + 1,
-                encoding: Encoding::Separated,
+        for automaton in [&self.folded_stripped, &self.base64_stripped]
+            .into_iter()
+            .flatten()
+        {
+            automaton.find(&copy, |start, end, _| {
+                out.push(KnownMatch {
+                    start: offsets[start] as usize,
+                    end: offsets[end - 1] as usize + 1,
+                    encoding: Encoding::Separated,
+                });
             });
-        };
-        if let Some(stripped) = &self.stripped {
-            stripped.find(&copy, &mut report);
-        }
-        if let Some(hex) = &self.hex {
-            hex.find(&copy, &mut report);
         }
     }
 }

@@ -20,8 +20,8 @@
 //!
 //! # Detectors
 //!
-//! **[`Detector::KnownSecrets`]** finds the exact values given to [`Scanner::new`]:
-//! - raw;
+//! **[`Detector::KnownSecrets`]** finds the values given to [`Scanner::new`]:
+//! - raw, in any ASCII letter case;
 //! - base64 and base64url, with or without padding, also when the value sits at any
 //!   offset inside a longer encoded message (each of the three byte alignments);
 //! - hexadecimal in any letter case;
@@ -68,8 +68,9 @@
 //! - Short-prefix rules (legacy `sk-`, `AKIA`, `ASIA`) need the token to start a word
 //!   (or follow a `\n`, `\r`, `\t` escape), so one glued to a preceding letter is missed
 //!   unless it is a known secret.
-//! - Known secrets are matched case-sensitively except in hex. A value split across
-//!   requests, or interleaved with characters that are not separators, is not found.
+//! - Known secrets are matched without regard to ASCII case, except in base64 forms, which
+//!   are matched exactly. A value split across requests, or interleaved with characters
+//!   that are not separators, is not found.
 //! - Matches longer than 256 KiB (for example a known secret split with thousands of
 //!   separators per character) may be missed in inputs larger than 4 MiB, which are
 //!   scanned in overlapping windows.

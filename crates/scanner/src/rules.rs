@@ -108,12 +108,13 @@ pub(crate) static RULES: &[RuleSpec] = &[
         r"(github_pat_[A-Za-z0-9]{20,40}_[A-Za-z0-9]{50,200})\b",
         Check::MinEntropy(TOKEN_ENTROPY),
     ),
-    // GitLab: `glpat-` and 20 characters of `[0-9A-Za-z_-]`; newer routable tokens are
-    // longer and may carry `.`-separated version and checksum parts.
+    // GitLab: `glpat-` and 20 characters of `[0-9A-Za-z_-]`. Newer routable tokens have a
+    // payload of up to 310 characters and may carry `.`-separated version and checksum
+    // parts.
     rule(
         "gitlab-pat",
         &["glpat-"],
-        r"(glpat-[A-Za-z0-9_-]{20,300}(?:\.[A-Za-z0-9_-]{1,64}){0,3})",
+        r"(glpat-[A-Za-z0-9_-]{20,320}(?:\.[A-Za-z0-9_-]{1,64}){0,3})",
         Check::MinEntropy(TOKEN_ENTROPY),
     ),
     rule(

@@ -172,8 +172,19 @@ fn other_values_are_not_found() {
     let near = SECRET.replace('Z', "Y");
     assert!(known(near.as_bytes()).is_empty());
     assert!(known(STANDARD.encode(&near).as_bytes()).is_empty());
-    // Letter case matters outside hex.
-    assert!(known(SECRET.to_ascii_lowercase().as_bytes()).is_empty());
+}
+
+#[test]
+fn case_changed_value_is_found() {
+    // A lower-cased secret, as in a host name, still gives most of it away.
+    let lower = SECRET.to_ascii_lowercase();
+    assert_found_in(&format!("https://{lower}.example/"), &lower, Encoding::Raw);
+    let upper = SECRET.to_ascii_uppercase();
+    assert_found_in(&format!("X-Id: {upper}\r\n"), &upper, Encoding::Raw);
+
+    // Base64 is matched exactly, because case changes what it decodes to.
+    let encoded = STANDARD.encode(SECRET).to_ascii_lowercase();
+    assert!(known(encoded.as_bytes()).is_empty());
 }
 
 #[test]

@@ -294,3 +294,13 @@ fn escaped_tokens_are_found() {
     assert_eq!(findings[0].encoding, bottle_scanner::Encoding::Escaped);
     assert_eq!(&input[findings[0].range()], escaped);
 }
+
+#[test]
+fn gitlab_routable_token() {
+    let token = format!(
+        "glpat-{}.01.{}",
+        random(33, BASE64URL, 120),
+        random(34, BASE62, 9)
+    );
+    assert_found(&format!("token: {token}\n"), "gitlab-pat", &token);
+}
