@@ -71,9 +71,9 @@
 //! - Known secrets are matched without regard to ASCII case, except in base64 forms, which
 //!   are matched exactly. A value split across requests, or interleaved with characters
 //!   that are not separators, is not found.
-//! - Matches longer than 256 KiB (for example a known secret split with thousands of
+//! - Matches longer than 128 KiB (for example a known secret split with thousands of
 //!   separators per character) may be missed in inputs larger than 4 MiB, which are
-//!   scanned in overlapping windows.
+//!   scanned in windows that overlap by 256 KiB.
 
 mod decode;
 mod encode;

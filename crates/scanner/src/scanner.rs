@@ -14,10 +14,11 @@ use crate::patterns::{PATTERNS, RuleMatch};
 /// separator-free copy, its offset map and decoded runs) to a few times this size.
 const WINDOW: usize = 4 * 1024 * 1024;
 
-/// Bytes by which consecutive windows overlap. A match no longer than this lies whole in
-/// at least one window. It exceeds the longest private key block the rules accept (64
-/// KiB of body), the longest token, and a split known secret of a few kilobytes with
-/// several separator bytes per character.
+/// Bytes by which consecutive windows overlap. A match no longer than half of this is
+/// reported whole, from the window where it has at least that much context on either
+/// side. Half of it exceeds the longest private key block the rules accept (64 KiB of
+/// body), the longest token, and a split known secret of a few kilobytes with several
+/// separator bytes per character.
 const OVERLAP: usize = 256 * 1024;
 
 /// A compiled set of detectors: the built-in rules and this scanner's known secrets.
@@ -129,6 +130,10 @@ impl Scanner {
 
         let mut hits = Vec::new();
         let mut decoder = Decoder::default();
+        // Each hit is kept from the one window where at least half the overlap lies on
+        // either side of its start, so the window's edges can neither cut it short nor
+        // hide the context that rules look at (a word boundary, a nearby keyword).
+        let margin = self.overlap / 2;
         let mut start = 0;
         let mut window_hits = Vec::new();
         loop {
@@ -140,17 +145,24 @@ impl Scanner {
                 base: start,
             };
             self.scan_window(&bytes[start..end], &window, &mut decoder, &mut window_hits);
-            if end == bytes.len() {
-                hits.append(&mut window_hits);
+
+            let first = start == 0;
+            let last = end == bytes.len();
+            let keep_from = if first { 0 } else { start + margin };
+            let keep_before = if last {
+                usize::MAX
+            } else {
+                start + self.window + margin
+            };
+            hits.extend(
+                window_hits
+                    .drain(..)
+                    .filter(|hit| keep_from <= hit.start && hit.start < keep_before),
+            );
+            if last {
                 break;
             }
-
-            // A hit that starts in the overlap is left to the next window, because that
-            // window contains more of what follows it. Here the window's end could cut
-            // the hit short or fake a word boundary.
-            let next_start = start + self.window;
-            hits.extend(window_hits.drain(..).filter(|hit| hit.start < next_start));
-            start = next_start;
+            start += self.window;
         }
 
         let mut findings = merge(hits);
@@ -321,6 +333,21 @@ mod tests {
     }
 
     #[test]
+    fn keyword_before_window_edge_counts() {
+        // An AWS secret key is only reported near its keyword; here the keyword is in the
+        // first window and the key starts in the second.
+        let key = "Zq8vN3kLp0Xa7Rt2Wm5Yc1Hb6Jd9Fg4Ks3Tq/+Ab";
+        let input = format!("{}aws_secret_access_key = {key}\n", ".".repeat(40));
+        let whole = Scanner::default().scan(input.as_bytes());
+        let windowed = Scanner::default()
+            .with_window(64, 256)
+            .scan(input.as_bytes());
+        assert_eq!(whole.len(), 1, "{whole:?}");
+        assert_eq!(whole[0].rule, "aws-secret-access-key");
+        assert_eq!(windowed, whole);
+    }
+
+    #[test]
     fn lines_are_one_based() {
         let scanner = Scanner::new(&[SECRET]);
         let input = format!("a\nb\n{SECRET}\n{SECRET}");
@@ -347,7 +374,7 @@ mod tests {
             input.splice(at..at, token.bytes());
 
             let whole = Scanner::new(&[SECRET]);
-            let windowed = Scanner::new(&[SECRET]).with_window(64, 96);
+            let windowed = Scanner::new(&[SECRET]).with_window(64, 128);
             prop_assert_eq!(windowed.scan(&input), whole.scan(&input));
         }
     }
