@@ -7,6 +7,7 @@
 
 mod ca;
 pub mod client;
+pub mod git;
 mod server;
 
 pub use ca::{TestCa, client_config_from_pem, crypto_provider};
