@@ -154,6 +154,14 @@ impl GateConfig {
                     repo.name
                 )));
             }
+            if let Err(err) = std::fs::File::open(&repo.identity) {
+                return Err(GateError::Config(format!(
+                    "repo '{}': cannot read identity {}: {err}; give the path of the private \
+                     key the gate pushes with",
+                    repo.name,
+                    repo.identity.display()
+                )));
+            }
             if repo.push.branches.iter().any(|glob| glob.is_empty()) {
                 return Err(GateError::Config(format!(
                     "repo '{}': empty branch pattern in push.branches",
