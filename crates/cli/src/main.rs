@@ -15,11 +15,25 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The first argument that selects the git gate's pre-receive hook.
+pub const PRE_RECEIVE_ARG: &str = "__pre-receive";
+
 fn main() -> ExitCode {
     // The sandbox helper is dispatched before clap and before anything can start a
     // thread, so that its `unshare` runs in a single-threaded process.
-    if std::env::args_os().nth(1).is_some_and(|arg| arg == bottle_sandbox::INIT_ARG) {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == bottle_sandbox::INIT_ARG)
+    {
         return bottle_sandbox::init_main();
+    }
+
+    // git runs the gate's pre-receive hook, which hands the push to the sidecar.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|arg| arg == PRE_RECEIVE_ARG)
+    {
+        return bottle_gitgate::pre_receive_main();
     }
 
     let cli = cli::Cli::parse();

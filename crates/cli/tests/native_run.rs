@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    API_HOST, FakeApi, HostUser, KillOnDrop, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command, pids_with_arg,
-    run,
+    API_HOST, FakeApi, HostUser, KillOnDrop, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command,
+    pids_with_arg, run,
 };
 
 /// The scripted agent: each step writes its result under /workspace/out for the test
@@ -62,15 +62,22 @@ fn read(out: &Path, name: &str) -> String {
 /// Returns every file under `dir` whose contents include `needle`.
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return found };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
-        let Ok(kind) = entry.file_type() else { continue };
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
         if kind.is_dir() {
             found.extend(files_containing(&path, needle));
         } else if kind.is_file() {
             let contents = fs::read(&path).unwrap_or_default();
-            if contents.windows(needle.len()).any(|window| window == needle) {
+            if contents
+                .windows(needle.len())
+                .any(|window| window == needle)
+            {
                 found.push(path.display().to_string());
             }
         }
@@ -98,27 +105,63 @@ fn scenario(user: HostUser) {
     let output = run(bottle_command(
         &sandbox,
         user,
-        &["run", "scripted", "--label", "e2e", "--workspace", &workspace, "--", "sh", "-c", &script],
+        &[
+            "run",
+            "scripted",
+            "--label",
+            "e2e",
+            "--workspace",
+            &workspace,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
     )
     .env(TOKEN_VAR, REAL_TOKEN));
 
-    assert_eq!(output.status.code(), Some(7), "the agent's exit code passes through");
+    assert_eq!(
+        output.status.code(),
+        Some(7),
+        "the agent's exit code passes through"
+    );
     let out = sandbox.workspace().join("out");
 
     // 1. The API host receives the real token; the agent's own header is dropped.
-    assert_eq!(read(&out, "api.rc").trim(), "0", "curl to the API: {}", read(&out, "api.err"));
+    assert_eq!(
+        read(&out, "api.rc").trim(),
+        "0",
+        "curl to the API: {}",
+        read(&out, "api.err")
+    );
     let requests = api.server.requests();
-    let to_api: Vec<_> = requests.iter().filter(|r| r.path.starts_with("/v1/echo")).collect();
-    assert_eq!(to_api.len(), 1, "the API host received one request: {requests:?}");
-    assert_eq!(to_api[0].header_values("authorization"), [format!("Bearer {REAL_TOKEN}")]);
+    let to_api: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.starts_with("/v1/echo"))
+        .collect();
+    assert_eq!(
+        to_api.len(),
+        1,
+        "the API host received one request: {requests:?}"
+    );
+    assert_eq!(
+        to_api[0].header_values("authorization"),
+        [format!("Bearer {REAL_TOKEN}")]
+    );
     assert!(!to_api[0].contains("placeholder-from-agent"));
 
     // 2. A host with no route gets the proxy's 403, and the audit log says why.
     let evil_headers = read(&out, "evil.headers").to_ascii_lowercase();
     assert!(evil_headers.starts_with("http/1.1 403"), "{evil_headers}");
-    assert!(evil_headers.contains("x-bottle-decision: deny"), "{evil_headers}");
+    assert!(
+        evil_headers.contains("x-bottle-decision: deny"),
+        "{evil_headers}"
+    );
     let evil_body = read(&out, "evil-http.body");
-    assert!(evil_body.starts_with("bottle: "), "plain HTTP to evil.example: {evil_body}");
+    assert!(
+        evil_body.starts_with("bottle: "),
+        "plain HTTP to evil.example: {evil_body}"
+    );
     let audit = fs::read_to_string(sandbox.config().join("logs/e2e/egress.jsonl"))
         .expect("read the audit log");
     let evil_line = audit
@@ -130,27 +173,55 @@ fn scenario(user: HostUser) {
     assert!(!audit.contains(REAL_TOKEN), "the audit log holds the token");
 
     // 3. Without the proxy nothing leaves, while the same address works from outside.
-    assert_ne!(read(&out, "direct.rc").trim(), "0", "curl bypassing the proxy succeeded");
-    assert_ne!(read(&out, "raw.rc").trim(), "0", "a raw socket to the API host succeeded");
+    assert_ne!(
+        read(&out, "direct.rc").trim(),
+        "0",
+        "curl bypassing the proxy succeeded"
+    );
+    assert_ne!(
+        read(&out, "raw.rc").trim(),
+        "0",
+        "a raw socket to the API host succeeded"
+    );
     TcpStream::connect_timeout(&api.server.https_addr(), Duration::from_secs(5))
         .expect("positive control: the API host is reachable from outside the bottle");
 
     // 4. No host processes, no host home, no config directory.
     let pids: u32 = read(&out, "pids").trim().parse().expect("pid count");
     assert!(pids < 10, "the bottle sees {pids} processes");
-    assert_ne!(read(&out, "root.rc").trim(), "0", "/root is listable: {}", read(&out, "root.ls"));
+    assert_ne!(
+        read(&out, "root.rc").trim(),
+        "0",
+        "/root is listable: {}",
+        read(&out, "root.ls")
+    );
     assert_eq!(read(&out, "home.ls").trim(), "agent");
-    assert_ne!(read(&out, "config.rc").trim(), "0", "the config directory is visible");
+    assert_ne!(
+        read(&out, "config.rc").trim(),
+        "0",
+        "the config directory is visible"
+    );
     assert_eq!(read(&out, "uid").trim(), "1000");
 
     // The real token is nowhere the agent can read: environment, argv, private files.
     let leaked = files_containing(&out, REAL_TOKEN.as_bytes());
-    assert!(leaked.is_empty(), "the real token is inside the bottle: {leaked:?}");
+    assert!(
+        leaked.is_empty(),
+        "the real token is inside the bottle: {leaked:?}"
+    );
     assert!(read(&out, "env").contains("HTTPS_PROXY=http://127.0.0.1:3128"));
-    assert!(fs::metadata(out.join("proc.dump")).expect("proc dump").len() > 0);
+    assert!(
+        fs::metadata(out.join("proc.dump"))
+            .expect("proc dump")
+            .len()
+            > 0
+    );
 
     // A clean run leaves no state behind; its logs stay.
-    assert!(!sandbox.config().join("state/e2e").exists(), "state left behind");
+    assert!(
+        !sandbox.config().join("state/e2e").exists(),
+        "state left behind"
+    );
 }
 
 #[test]
@@ -189,7 +260,9 @@ fn killing_sidecar_stops_bottle() {
         .expect("start bottle"),
     );
 
-    wait_for("the agent to start", Duration::from_secs(30), || !pids_with_arg(marker).is_empty());
+    wait_for("the agent to start", Duration::from_secs(30), || {
+        !pids_with_arg(marker).is_empty()
+    });
     let launcher = child.0.id();
     let find_sidecar = || {
         fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
@@ -201,9 +274,14 @@ fn killing_sidecar_stops_bottle() {
             })
             .map(str::to_owned)
     };
-    wait_for("the sidecar to start", Duration::from_secs(30), || find_sidecar().is_some());
+    wait_for("the sidecar to start", Duration::from_secs(30), || {
+        find_sidecar().is_some()
+    });
     let sidecar = find_sidecar().expect("a sidecar child");
-    let killed = Command::new("kill").args(["-KILL", &sidecar]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-KILL", &sidecar])
+        .status()
+        .expect("kill");
     assert!(killed.success());
 
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -211,11 +289,17 @@ fn killing_sidecar_stops_bottle() {
         if let Some(status) = child.0.try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "the bottle kept running without its sidecar");
+        assert!(
+            Instant::now() < deadline,
+            "the bottle kept running without its sidecar"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(125));
-    assert!(pids_with_arg(marker).is_empty(), "the agent outlived its sidecar");
+    assert!(
+        pids_with_arg(marker).is_empty(),
+        "the agent outlived its sidecar"
+    );
 }
 
 #[test]
@@ -237,7 +321,10 @@ fn failed_launch_leaves_nothing() {
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
     let state = sandbox.config().join("state/half");
     assert!(!state.exists(), "state left behind: {}", state.display());
-    assert!(pids_with_arg("6002").is_empty(), "a process of the failed launch is alive");
+    assert!(
+        pids_with_arg("6002").is_empty(),
+        "a process of the failed launch is alive"
+    );
 }
 
 #[test]
@@ -245,11 +332,18 @@ fn missing_token_stops_launch() {
     let api = FakeApi::start();
     let sandbox = Sandbox::new();
     sandbox.write_api_bottle(&api);
-    let output = run(&mut bottle_command(&sandbox, HostUser::Root, &["run", "scripted", "--", "true"]));
+    let output = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["run", "scripted", "--", "true"],
+    ));
 
     assert_eq!(output.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("injects token {TOKEN_VAR}, which has no value")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("injects token {TOKEN_VAR}, which has no value")),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -269,22 +363,39 @@ fn exit_codes_follow_command() {
 fn two_bottles_do_not_see_each_other() {
     let sandbox = Sandbox::new();
     let first = KillOnDrop(
-        bottle_command(&sandbox, HostUser::Root, &["run", "--label", "first", "--", "sleep", "6003"])
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start first bottle"),
+        bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &["run", "--label", "first", "--", "sleep", "6003"],
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start first bottle"),
     );
-    wait_for("the first bottle", Duration::from_secs(30), || !pids_with_arg("6003").is_empty());
+    wait_for("the first bottle", Duration::from_secs(30), || {
+        !pids_with_arg("6003").is_empty()
+    });
 
     let output = run(&mut bottle_command(
         &sandbox,
         HostUser::Root,
-        &["run", "--label", "second", "--", "sh", "-c", "hostname; cat /proc/[0-9]*/cmdline | tr '\\0' ' '"],
+        &[
+            "run",
+            "--label",
+            "second",
+            "--",
+            "sh",
+            "-c",
+            "hostname; cat /proc/[0-9]*/cmdline | tr '\\0' ' '",
+        ],
     ));
     drop(first);
 
     assert_eq!(output.status.code(), Some(0));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.starts_with("second\n"), "{stdout}");
-    assert!(!stdout.contains("6003"), "the second bottle sees the first: {stdout}");
+    assert!(
+        !stdout.contains("6003"),
+        "the second bottle sees the first: {stdout}"
+    );
 }

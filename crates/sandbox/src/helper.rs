@@ -178,8 +178,12 @@ fn run(control: &mut Option<OwnedFd>) -> Result<u8, StepError> {
         return Err(error);
     }
     if let Some(control) = control.as_ref() {
-        protocol::send(control.as_fd(), &protocol::Report::Init { pid: init_pid }, &[])
-            .step("report the bottle's init to the launcher")?;
+        protocol::send(
+            control.as_fd(),
+            &protocol::Report::Init { pid: init_pid },
+            &[],
+        )
+        .step("report the bottle's init to the launcher")?;
     }
     let mut sync_write = std::fs::File::from(sync_write);
     sync_write.write_all(b"1").step("start the bottle's init")?;

@@ -131,7 +131,10 @@ impl Launched {
     pub fn kill(&mut self) {
         if let Some(init) = &self.init {
             if rustix::process::pidfd_send_signal(init, rustix::process::Signal::KILL).is_ok() {
-                let mut fds = [rustix::event::PollFd::new(init, rustix::event::PollFlags::IN)];
+                let mut fds = [rustix::event::PollFd::new(
+                    init,
+                    rustix::event::PollFlags::IN,
+                )];
                 while let Err(rustix::io::Errno::INTR) = rustix::event::poll(&mut fds, None) {}
             }
         }

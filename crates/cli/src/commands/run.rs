@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bottle_manifest::{AgentCommand, EnvValue, PathMatchKind, Plan, Route, Sources};
+use bottle_manifest::{AgentCommand, EnvValue, PathMatchKind, Plan, Repo, RepoKey, Route, Sources};
 
 use crate::cli::{Backend, RunArgs};
 use crate::exit::Exit;
@@ -27,9 +27,11 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
         .to_lowercase());
     }
     if args.headless {
-        return Err("--headless needs an agent provider, which is not supported yet; give the \
+        return Err(
+            "--headless needs an agent provider, which is not supported yet; give the \
                     command after --"
-            .to_owned());
+                .to_owned(),
+        );
     }
 
     let plan = if args.agent.is_none() && args.bottles.is_empty() {
@@ -37,19 +39,34 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
     } else {
         super::plan::resolve(args.agent.as_deref(), &args.bottles)?
     };
-    let cwd = std::env::current_dir().map_err(|err| format!("cannot read the current directory: {err}"))?;
+    let cwd = std::env::current_dir()
+        .map_err(|err| format!("cannot read the current directory: {err}"))?;
     let sources = Sources::discover(&cwd).map_err(|err| err.to_string())?;
 
     let launch_plan = LaunchPlan {
         agent: plan.agent.as_ref().map(|agent| agent.name.clone()),
-        bottles: plan.bottles.iter().map(|bottle| bottle.name.clone()).collect(),
+        bottles: plan
+            .bottles
+            .iter()
+            .map(|bottle| bottle.name.clone())
+            .collect(),
         env: plan
             .env
             .iter()
             .map(|entry| (entry.name.clone(), env_source(&entry.value)))
             .collect::<BTreeMap<_, _>>(),
-        routes: plan.routes.iter().map(|route| policy_route(&route.value)).collect(),
+        routes: plan
+            .routes
+            .iter()
+            .map(|route| policy_route(&route.value))
+            .collect(),
         egress_log: plan.egress_log.value,
+        repos: plan
+            .repos
+            .iter()
+            .map(|repo| gate_repo(&repo.name, &repo.value))
+            .collect::<Result<_, _>>()?,
+        git_user: git_user(&plan),
         command: command(args, &plan)?,
     };
     let options = LaunchOptions {
@@ -135,4 +152,44 @@ fn policy_route(route: &Route) -> bottle_policy::Route {
             .map(|target| format!("{}:{}", target.host, target.port)),
         upstream_ca: route.upstream_ca.clone(),
     }
+}
+
+/// Converts a validated repository of the bottle file into the git gate's.
+fn gate_repo(name: &str, repo: &Repo) -> Result<bottle_gitgate::GateRepo, String> {
+    let identity = match &repo.key {
+        RepoKey::Identity(path) => path.clone(),
+        RepoKey::ProvisionedKey(_) => {
+            // TODO(deploy-keys): register a deploy key through the forge's API.
+            return Err(format!(
+                "git-gate.repos.{name}.provisioned_key is not supported yet; use identity with \
+                 a private key file"
+            ));
+        }
+    };
+    Ok(bottle_gitgate::GateRepo {
+        name: name.to_owned(),
+        url: repo.url.to_string(),
+        host_keys: repo
+            .host_keys
+            .iter()
+            .map(|key| format!("{} {}", key.key_type, key.base64))
+            .collect(),
+        identity,
+        push: bottle_gitgate::PushPolicy {
+            branches: repo.push.branches.clone(),
+            force: repo.push.force,
+            delete: repo.push.delete,
+            tags: repo.push.tags,
+        },
+    })
+}
+
+fn git_user(plan: &Plan) -> Option<bottle_gitgate::GitUser> {
+    let name = plan.git_user.name.as_ref().map(|name| name.value.clone());
+    let email = plan
+        .git_user
+        .email
+        .as_ref()
+        .map(|email| email.value.clone());
+    (name.is_some() || email.is_some()).then_some(bottle_gitgate::GitUser { name, email })
 }

@@ -9,6 +9,8 @@ use std::io::{Read, Write};
 
 use anyhow::{Context, Result, bail};
 
+use crate::launch::SidecarSpec;
+
 use crate::exit::Exit;
 
 /// Upper bound on the configuration read from standard input.
@@ -36,21 +38,59 @@ fn serve(listener_count: u16) -> Result<()> {
     if input.len() as u64 > MAX_CONFIG_BYTES {
         bail!("the configuration is larger than {MAX_CONFIG_BYTES} bytes");
     }
-    let config: bottle_proxy::SidecarConfig =
-        serde_json::from_slice(&input).context("invalid configuration")?;
+    let spec: SidecarSpec = serde_json::from_slice(&input).context("invalid configuration")?;
     input.fill(0);
 
-    let mut listeners = Vec::new();
-    for index in 0..i32::from(listener_count) {
-        let listener = bottle_sandbox::take_inherited_listener(FIRST_LISTENER_FD + index)
-            .context("invalid listener")?;
-        listeners.push(listener);
+    let expected = 1 + u16::from(spec.gate.is_some());
+    if listener_count != expected {
+        bail!("received {listener_count} listeners, expected {expected}");
     }
+    spec.proxy.validate().context("invalid egress policy")?;
+    if let Some(gate) = &spec.gate {
+        gate.validate().context("invalid git-gate configuration")?;
+    }
+    let proxy_listener = take_listener(FIRST_LISTENER_FD)?;
+    let gate_listener = match spec.gate {
+        Some(_) => Some(take_listener(FIRST_LISTENER_FD + 1)?),
+        None => None,
+    };
 
-    bottle_proxy::run_sidecar(config, listeners, || {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("bottle-sidecar")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let proxy_listener =
+            tokio::net::TcpListener::from_std(proxy_listener).context("invalid listener")?;
+        let proxy = tokio::spawn(bottle_proxy::serve(spec.proxy, proxy_listener));
+        let gate = match (spec.gate, gate_listener) {
+            (Some(config), Some(listener)) => {
+                let listener =
+                    tokio::net::TcpListener::from_std(listener).context("invalid listener")?;
+                Some(tokio::spawn(bottle_gitgate::serve(config, listener)))
+            }
+            _ => None,
+        };
+
         let mut stdout = std::io::stdout();
         let _ = writeln!(stdout, "{}", crate::launch::READY_LINE);
         let _ = stdout.flush();
+
+        // Either component ending ends the sidecar, and with it the bottle.
+        match gate {
+            None => proxy.await.context("the egress proxy panicked")?.context("the egress proxy failed"),
+            Some(gate) => tokio::select! {
+                result = proxy => result.context("the egress proxy panicked")?.context("the egress proxy failed"),
+                result = gate => result.context("the git gate panicked")?.context("the git gate failed"),
+            },
+        }
     })
-    .context("the egress proxy failed")
+}
+
+/// Takes an inherited listener and makes it non-blocking for the async runtime.
+fn take_listener(fd: i32) -> Result<std::net::TcpListener> {
+    let listener = bottle_sandbox::take_inherited_listener(fd).context("invalid listener")?;
+    listener.set_nonblocking(true).context("invalid listener")?;
+    Ok(listener)
 }

@@ -12,6 +12,10 @@ pub const PROXY_URL: &str = "http://127.0.0.1:3128";
 /// Path of the bottle CA certificate inside the bottle.
 pub const CA_PATH: &str = "/etc/bottle/ca.pem";
 
+/// Path of the bottle's git configuration inside the bottle, named by
+/// `GIT_CONFIG_SYSTEM` because the compiled-in system path differs between git builds.
+pub const GITCONFIG_PATH: &str = "/etc/bottle/gitconfig";
+
 /// The system CA bundle path, which the sandbox replaces with the bottle CA.
 pub const SYSTEM_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -73,6 +77,7 @@ fn fixed_vars(slug: &str, term: Option<String>) -> Vec<(String, String)> {
         ("NODE_EXTRA_CA_CERTS", CA_PATH),
         ("PIP_CERT", CA_PATH),
         ("CARGO_HTTP_CAINFO", CA_PATH),
+        ("GIT_CONFIG_SYSTEM", GITCONFIG_PATH),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value.to_owned()))
@@ -134,7 +139,10 @@ mod tests {
     }
 
     fn lookup<'a>(env: &'a AgentEnv, name: &str) -> Option<&'a str> {
-        env.vars.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        env.vars
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     #[test]
@@ -143,16 +151,27 @@ mod tests {
         for name in ["HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"] {
             assert_eq!(lookup(&env, name), Some(PROXY_URL), "{name}");
         }
-        for name in ["SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS", "REQUESTS_CA_BUNDLE", "GIT_SSL_CAINFO"] {
+        for name in [
+            "SSL_CERT_FILE",
+            "NODE_EXTRA_CA_CERTS",
+            "REQUESTS_CA_BUNDLE",
+            "GIT_SSL_CAINFO",
+        ] {
             assert_eq!(lookup(&env, name), Some(CA_PATH), "{name}");
         }
     }
 
     #[test]
     fn host_variable_copied_and_marked_secret() {
-        let entries = BTreeMap::from([("TOKEN".to_owned(), EnvSource::HostVar("HOST_T".to_owned()))]);
-        let env = build("b", &entries, &|name| (name == "HOST_T").then(|| "s3cret".to_owned()), &no_prompt)
-            .expect("build");
+        let entries =
+            BTreeMap::from([("TOKEN".to_owned(), EnvSource::HostVar("HOST_T".to_owned()))]);
+        let env = build(
+            "b",
+            &entries,
+            &|name| (name == "HOST_T").then(|| "s3cret".to_owned()),
+            &no_prompt,
+        )
+        .expect("build");
         assert_eq!(lookup(&env, "TOKEN"), Some("s3cret"));
         assert_eq!(env.known_secrets, ["s3cret"]);
         assert!(!format!("{env:?}").contains("s3cret"));
@@ -160,7 +179,8 @@ mod tests {
 
     #[test]
     fn missing_host_variable_names_it() {
-        let entries = BTreeMap::from([("TOKEN".to_owned(), EnvSource::HostVar("HOST_T".to_owned()))]);
+        let entries =
+            BTreeMap::from([("TOKEN".to_owned(), EnvSource::HostVar("HOST_T".to_owned()))]);
         let err = build("b", &entries, &|_| None, &no_prompt).expect_err("missing");
         assert_eq!(
             err,
@@ -170,14 +190,19 @@ mod tests {
 
     #[test]
     fn fixed_variable_cannot_be_overridden() {
-        let entries = BTreeMap::from([("HTTPS_PROXY".to_owned(), EnvSource::Literal("x".to_owned()))]);
+        let entries =
+            BTreeMap::from([("HTTPS_PROXY".to_owned(), EnvSource::Literal("x".to_owned()))]);
         let err = build("b", &entries, &|_| None, &no_prompt).expect_err("reserved");
-        assert!(err.starts_with("env HTTPS_PROXY is set by bottle itself"), "{err}");
+        assert!(
+            err.starts_with("env HTTPS_PROXY is set by bottle itself"),
+            "{err}"
+        );
     }
 
     #[test]
     fn prompt_value_used() {
-        let entries = BTreeMap::from([("PIN".to_owned(), EnvSource::Prompt(Some("PIN?".to_owned())))]);
+        let entries =
+            BTreeMap::from([("PIN".to_owned(), EnvSource::Prompt(Some("PIN?".to_owned())))]);
         let env = build("b", &entries, &|_| None, &|_, message| {
             assert_eq!(message, Some("PIN?"));
             Ok("1234".to_owned())

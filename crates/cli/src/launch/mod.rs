@@ -21,13 +21,28 @@ use anyhow::{Context, Result, anyhow, bail};
 
 pub use environment::EnvSource;
 use state::{BottleDirs, Meta};
-pub use supervise::READY_LINE;
 use supervise::Outcome;
+pub use supervise::READY_LINE;
 
 use crate::exit::Exit;
 
 /// Port of the egress proxy on the bottle's loopback interface.
 const PROXY_PORT: u16 = 3128;
+
+/// Port of the git gate on the bottle's loopback interface.
+const GATE_PORT: u16 = 9419;
+
+/// `PATH` of the sidecar, which runs git and ssh for the git gate.
+const SIDECAR_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
+/// Everything the sidecar runs, sent to it on standard input.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct SidecarSpec {
+    /// The egress proxy; it serves the first listener.
+    pub proxy: bottle_proxy::SidecarConfig,
+    /// The git gate, when the bottle declares repositories; it serves the second.
+    pub gate: Option<bottle_gitgate::GateConfig>,
+}
 
 /// What a launch needs from the resolved plan.
 #[derive(Debug)]
@@ -41,6 +56,10 @@ pub struct LaunchPlan {
     pub egress_log: u8,
     /// The command to run; empty for an interactive shell.
     pub command: Vec<String>,
+    /// Repositories served by the git gate.
+    pub repos: Vec<bottle_gitgate::GateRepo>,
+    /// The commit identity inside the bottle.
+    pub git_user: Option<bottle_gitgate::GitUser>,
 }
 
 /// Options of one launch that do not come from the plan.
@@ -84,7 +103,10 @@ pub fn run(plan: &LaunchPlan, options: &LaunchOptions) -> Exit {
         (Err(err), removed) => {
             eprintln!("bottle: {err:#}");
             if let Err(remove_err) = removed {
-                eprintln!("bottle: cannot remove {}: {remove_err}", dirs.state.display());
+                eprintln!(
+                    "bottle: cannot remove {}: {remove_err}",
+                    dirs.state.display()
+                );
             }
             Exit::Launcher
         }
@@ -96,7 +118,12 @@ fn phase(slug: &str, text: &str) {
     eprintln!("bottle: [{slug}] {text}");
 }
 
-fn launch(plan: &LaunchPlan, options: &LaunchOptions, slug: &str, dirs: &BottleDirs) -> Result<Exit> {
+fn launch(
+    plan: &LaunchPlan,
+    options: &LaunchOptions,
+    slug: &str,
+    dirs: &BottleDirs,
+) -> Result<Exit> {
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_secs())
@@ -118,8 +145,8 @@ fn launch(plan: &LaunchPlan, options: &LaunchOptions, slug: &str, dirs: &BottleD
         .map_err(|message| anyhow!(message))?;
 
     phase(slug, "minting the bottle CA");
-    let ca = bottle_proxy::CertificateAuthority::generate(slug)
-        .context("cannot mint the bottle CA")?;
+    let ca =
+        bottle_proxy::CertificateAuthority::generate(slug).context("cannot mint the bottle CA")?;
     let ca_path = dirs
         .write_public_file("ca.pem", ca.cert_pem().as_bytes())
         .context("cannot write the CA certificate")?;
@@ -135,6 +162,26 @@ fn launch(plan: &LaunchPlan, options: &LaunchOptions, slug: &str, dirs: &BottleD
     };
     sidecar_config.validate().context("invalid egress policy")?;
 
+    let mut known_secrets: Vec<String> = sidecar_config.tokens.values().cloned().collect();
+    known_secrets.extend(agent_env.known_secrets.iter().cloned());
+    let gate_config = if plan.repos.is_empty() {
+        None
+    } else {
+        let config = bottle_gitgate::GateConfig {
+            slug: slug.to_owned(),
+            state_dir: dirs.state.join("gate"),
+            repos: plan.repos.clone(),
+            known_secrets,
+            hook_program: std::env::current_exe().context("cannot find the bottle executable")?,
+            hook_args: vec![crate::PRE_RECEIVE_ARG.to_owned()],
+            limits: bottle_gitgate::GateLimits::default(),
+        };
+        config
+            .validate()
+            .context("invalid git-gate configuration")?;
+        Some(config)
+    };
+
     let workspace = match &options.workspace {
         Some(dir) => existing_workspace(dir)?,
         None => dirs
@@ -142,28 +189,48 @@ fn launch(plan: &LaunchPlan, options: &LaunchOptions, slug: &str, dirs: &BottleD
             .context("cannot create the workspace")?,
     };
 
+    let mut mounts = vec![
+        bind_read_only(&ca_path, environment::CA_PATH),
+        bind_read_only(&ca_path, environment::SYSTEM_BUNDLE_PATH),
+    ];
+    let mut listen_ports = vec![PROXY_PORT];
+    let gate_url = format!("http://127.0.0.1:{GATE_PORT}");
+    let gate_repos = gate_config
+        .as_ref()
+        .map_or(&[][..], |gate| gate.repos.as_slice());
+    if !gate_repos.is_empty() {
+        listen_ports.push(GATE_PORT);
+    }
+    let gitconfig = bottle_gitgate::insteadof_config(gate_repos, &gate_url, plan.git_user.as_ref());
+    let gitconfig_path = dirs
+        .write_public_file("gitconfig", gitconfig.as_bytes())
+        .context("cannot write the bottle's git configuration")?;
+    mounts.push(bind_read_only(&gitconfig_path, environment::GITCONFIG_PATH));
+
     let spec = bottle_sandbox::SandboxSpec {
         command: plan.command.clone(),
         env: agent_env.vars,
         workspace,
         hostname: slug.to_owned(),
-        mounts: vec![
-            bind_read_only(&ca_path, environment::CA_PATH),
-            bind_read_only(&ca_path, environment::SYSTEM_BUNDLE_PATH),
-        ],
-        listen_ports: vec![PROXY_PORT],
+        mounts,
+        listen_ports,
         limits: bottle_sandbox::Limits::default(),
     };
 
     let exe = std::env::current_exe().context("cannot find the bottle executable")?;
     phase(slug, "starting the sandbox");
-    let mut launched =
-        bottle_sandbox::launch(&exe, &spec).context("cannot start the sandbox")?;
+    let mut launched = bottle_sandbox::launch(&exe, &spec).context("cannot start the sandbox")?;
 
     phase(slug, "starting the sidecar");
-    let listeners: Vec<OwnedFd> =
-        std::mem::take(&mut launched.listeners).into_iter().map(OwnedFd::from).collect();
-    let sidecar = match start_sidecar(&exe, &sidecar_config, listeners) {
+    let listeners: Vec<OwnedFd> = std::mem::take(&mut launched.listeners)
+        .into_iter()
+        .map(OwnedFd::from)
+        .collect();
+    let sidecar_spec = SidecarSpec {
+        proxy: sidecar_config,
+        gate: gate_config,
+    };
+    let sidecar = match start_sidecar(&exe, &sidecar_spec, &dirs.state, listeners) {
         Ok(sidecar) => sidecar,
         Err(err) => {
             launched.kill();
@@ -217,15 +284,17 @@ fn resolve_tokens(
         if tokens.contains_key(&auth.token_ref) {
             continue;
         }
-        let value = host_var(&auth.token_ref).filter(|value| !value.is_empty()).ok_or_else(|| {
-            anyhow!(
-                "route {}:{} injects token {}, which has no value; export {} on the host",
-                route.host,
-                route.port,
-                auth.token_ref,
-                auth.token_ref
-            )
-        })?;
+        let value = host_var(&auth.token_ref)
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "route {}:{} injects token {}, which has no value; export {} on the host",
+                    route.host,
+                    route.port,
+                    auth.token_ref,
+                    auth.token_ref
+                )
+            })?;
         tokens.insert(auth.token_ref.clone(), value);
     }
     Ok(tokens)
@@ -237,15 +306,17 @@ fn prompt(name: &str, message: Option<&str>) -> Result<String, String> {
         Some(message) => format!("bottle: {message} ({name}): "),
         None => format!("bottle: value for {name}: "),
     };
-    rpassword::prompt_password(text)
-        .map_err(|err| format!("env {name} asks for a value at launch, but no terminal can be read: {err}"))
+    rpassword::prompt_password(text).map_err(|err| {
+        format!("env {name} asks for a value at launch, but no terminal can be read: {err}")
+    })
 }
 
 /// Starts `bottle __sidecar` with the listeners as fds 3 and up and its configuration
 /// on standard input, and waits until it reports that it is serving.
 fn start_sidecar(
     exe: &Path,
-    config: &bottle_proxy::SidecarConfig,
+    config: &SidecarSpec,
+    state_dir: &Path,
     listeners: Vec<OwnedFd>,
 ) -> Result<supervise::Sidecar> {
     let mut command = Command::new(exe);
@@ -257,13 +328,18 @@ fn start_sidecar(
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .env_clear()
+        // The git gate runs git and ssh; nothing else of the launcher's environment is
+        // passed on.
+        .env("PATH", SIDECAR_PATH)
+        .env("HOME", state_dir)
         // Terminal signals such as Ctrl-C are for the agent, not for the sidecar.
         .process_group(0);
     bottle_sandbox::pass_fds(&mut command, listeners);
     bottle_sandbox::kill_with_parent(&mut command);
 
     let mut child = command.spawn().context("cannot start the sidecar")?;
-    let config_json = serde_json::to_vec(config).context("cannot encode the sidecar configuration")?;
+    let config_json =
+        serde_json::to_vec(config).context("cannot encode the sidecar configuration")?;
     let mut stdin = child.stdin.take().expect("stdin is piped");
     let written = stdin.write_all(&config_json);
     drop(stdin);

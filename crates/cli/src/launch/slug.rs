@@ -19,7 +19,13 @@ pub fn new_slug(agent: Option<&str>, label: Option<&str>) -> Result<String, Stri
     let base: String = agent
         .unwrap_or("bottle")
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(MAX_LABEL_LEN - SUFFIX_LEN - 1)
         .collect();
     let mut rng = rand::rng();
@@ -32,7 +38,9 @@ pub fn new_slug(agent: Option<&str>, label: Option<&str>) -> Result<String, Stri
 /// Checks that a `--label` can be used as a slug: it names a directory under the
 /// state and log directories and becomes the bottle's host name.
 fn validate_label(label: &str) -> Result<(), String> {
-    let valid_chars = label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let valid_chars = label
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if label.is_empty()
         || label.len() > MAX_LABEL_LEN
         || !valid_chars
@@ -65,12 +73,24 @@ mod tests {
 
     #[test]
     fn slug_is_label_when_given() {
-        assert_eq!(new_slug(Some("x"), Some("review-1")).expect("valid"), "review-1");
+        assert_eq!(
+            new_slug(Some("x"), Some("review-1")).expect("valid"),
+            "review-1"
+        );
     }
 
     #[test]
     fn label_rejects_path_tricks() {
-        for bad in ["", "../x", "a/b", "UPPER", "-a", "a-", "a b", &"a".repeat(49)] {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            "UPPER",
+            "-a",
+            "a-",
+            "a b",
+            &"a".repeat(49),
+        ] {
             let err = new_slug(None, Some(bad)).expect_err(bad);
             assert!(err.starts_with("invalid label"), "{err}");
         }

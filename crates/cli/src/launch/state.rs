@@ -40,26 +40,36 @@ impl BottleDirs {
         let state_root = config_dir.join("state");
         let logs_root = config_dir.join("logs");
         for dir in [config_dir, &state_root, &logs_root] {
-            fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
         }
 
         let state = state_root.join(slug);
-        fs::DirBuilder::new().mode(0o700).create(&state).map_err(|err| {
-            if err.kind() == io::ErrorKind::AlreadyExists {
-                io::Error::new(
-                    err.kind(),
-                    format!(
-                        "a bottle named {slug:?} already exists ({}); choose another --label",
-                        state.display()
-                    ),
-                )
-            } else {
-                err
-            }
-        })?;
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&state)
+            .map_err(|err| {
+                if err.kind() == io::ErrorKind::AlreadyExists {
+                    io::Error::new(
+                        err.kind(),
+                        format!(
+                            "a bottle named {slug:?} already exists ({}); choose another --label",
+                            state.display()
+                        ),
+                    )
+                } else {
+                    err
+                }
+            })?;
 
         let logs = logs_root.join(slug);
-        if let Err(err) = fs::DirBuilder::new().recursive(true).mode(0o700).create(&logs) {
+        if let Err(err) = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&logs)
+        {
             let _ = fs::remove_dir_all(&state);
             return Err(err);
         }
@@ -150,7 +160,10 @@ mod tests {
             let dir = root.path().join(format!("d{i}"));
             fs::create_dir(&dir).expect("mkdir");
             let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000 + i);
-            fs::File::open(&dir).expect("open").set_modified(time).expect("set mtime");
+            fs::File::open(&dir)
+                .expect("open")
+                .set_modified(time)
+                .expect("set mtime");
         }
         prune_log_dirs(root.path(), 2);
         let mut left: Vec<String> = fs::read_dir(root.path())

@@ -6,9 +6,9 @@
 
 use std::io::Read;
 use std::os::fd::OwnedFd;
+use std::process::{Child, ChildStdout, ExitStatus};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::process::{Child, ChildStdout, ExitStatus};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -64,7 +64,9 @@ pub fn wait_ready(mut stdout: ChildStdout) -> Result<()> {
         if fds[0].revents().is_empty() {
             continue;
         }
-        let read = stdout.read(&mut buffer).context("cannot read from the sidecar")?;
+        let read = stdout
+            .read(&mut buffer)
+            .context("cannot read from the sidecar")?;
         if read == 0 {
             bail!("the sidecar exited before it was ready; its error is above");
         }
@@ -85,8 +87,8 @@ pub fn wait_ready(mut stdout: ChildStdout) -> Result<()> {
 /// SIGINT is left to the agent, which shares the terminal's process group; SIGTERM
 /// and SIGHUP stop the bottle, and the launcher then tears down as usual.
 pub fn wait(mut bottle: bottle_sandbox::Launched, mut sidecar: Sidecar) -> Result<Outcome> {
-    let (signal_read, signal_write) = std::os::unix::net::UnixStream::pair()
-        .context("cannot create the signal pipe")?;
+    let (signal_read, signal_write) =
+        std::os::unix::net::UnixStream::pair().context("cannot create the signal pipe")?;
     // A handler that only sets a flag keeps SIGINT from ending the launcher; the
     // agent in the foreground receives the same SIGINT and decides what it means.
     let mut signal_ids = vec![
@@ -94,13 +96,17 @@ pub fn wait(mut bottle: bottle_sandbox::Launched, mut sidecar: Sidecar) -> Resul
             .context("cannot install signal handlers")?,
     ];
     for signal in [SIGTERM, SIGHUP] {
-        let write = signal_write.try_clone().context("cannot create the signal pipe")?;
+        let write = signal_write
+            .try_clone()
+            .context("cannot create the signal pipe")?;
         signal_ids.push(
             signal_hook::low_level::pipe::register(signal, write)
                 .context("cannot install signal handlers")?,
         );
     }
-    signal_read.set_nonblocking(true).context("cannot create the signal pipe")?;
+    signal_read
+        .set_nonblocking(true)
+        .context("cannot create the signal pipe")?;
 
     let bottle_fd = pidfd(&bottle.child)?;
     let sidecar_fd = pidfd(&sidecar.child)?;

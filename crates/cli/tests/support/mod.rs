@@ -37,7 +37,11 @@ impl FakeApi {
         let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
         let ca = TestCa::new("bottle e2e test CA");
         let server = runtime.block_on(RecordingServer::start(&ca, &[API_HOST]));
-        FakeApi { runtime, server, ca }
+        FakeApi {
+            runtime,
+            server,
+            ca,
+        }
     }
 }
 
@@ -49,7 +53,10 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let root = tempfile::Builder::new().prefix("bottle-e2e-").tempdir().expect("tempdir");
+        let root = tempfile::Builder::new()
+            .prefix("bottle-e2e-")
+            .tempdir()
+            .expect("tempdir");
         fs::set_permissions(root.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
         let sandbox = Sandbox { root };
         for dir in ["config/bottles", "config/agents", "workspace"] {
@@ -127,7 +134,10 @@ pub fn world_executable_copy(dir: &Path) -> PathBuf {
 
 /// Fails with what to run when the rootless user is missing.
 pub fn require_rootless_user() {
-    let found = Command::new("id").arg(ROOTLESS_USER).output().expect("run id");
+    let found = Command::new("id")
+        .arg(ROOTLESS_USER)
+        .output()
+        .expect("run id");
     assert!(
         found.status.success(),
         "user {ROOTLESS_USER} is missing; create it with `useradd --create-home {ROOTLESS_USER}` \
@@ -144,7 +154,13 @@ pub fn bottle_command(sandbox: &Sandbox, user: HostUser, args: &[&str]) -> Comma
             let exe = world_executable_copy(sandbox.root.path());
             let mut command = Command::new("setpriv");
             command
-                .args(["--reuid", ROOTLESS_USER, "--regid", ROOTLESS_USER, "--init-groups"])
+                .args([
+                    "--reuid",
+                    ROOTLESS_USER,
+                    "--regid",
+                    ROOTLESS_USER,
+                    "--init-groups",
+                ])
                 .arg("--")
                 .arg(exe);
             command
@@ -161,7 +177,10 @@ pub fn bottle_command(sandbox: &Sandbox, user: HostUser, args: &[&str]) -> Comma
 
 pub fn run(command: &mut Command) -> Output {
     let output = command.output().expect("run bottle");
-    eprintln!("--- bottle stderr ---\n{}", String::from_utf8_lossy(&output.stderr));
+    eprintln!(
+        "--- bottle stderr ---\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     output
 }
 
@@ -175,7 +194,10 @@ pub fn pids_with_arg(needle: &str) -> Vec<u32> {
         let Ok(cmdline) = fs::read(entry.path().join("cmdline")) else {
             continue;
         };
-        if cmdline.split(|b| *b == 0).any(|arg| arg == needle.as_bytes()) {
+        if cmdline
+            .split(|b| *b == 0)
+            .any(|arg| arg == needle.as_bytes())
+        {
             pids.push(pid);
         }
     }
