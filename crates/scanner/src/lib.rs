@@ -40,7 +40,7 @@
 //! form.
 //!
 //! **[`Detector::TokenPatterns`]** finds well-known token formats. The rules are written
-//! from each issuer's published format, and [`rule_ids`] lists them: GitHub (`ghp_`, `gho_`,
+//! from each issuer's published format, and [`rule_ids`] lists them. They cover GitHub (`ghp_`, `gho_`,
 //! `ghu_`, `ghs_`, `ghr_`, `github_pat_`), GitLab (`glpat-` and other `gl*-` tokens), AWS
 //! access key ids (`AKIA`, `ASIA`) and secret access keys (40 characters near an `aws`
 //! or `secret` keyword), Slack (`xox?-`, `xapp-`, webhook URLs), Stripe live keys

@@ -11,9 +11,10 @@
 
 use crate::finding::{Detector, RuleId};
 
-/// Start of a token that must not continue a word: the start of the input, a byte that is
-/// not a word character, or a `\n`, `\r` or `\t` escape as written in JSON and C strings
-/// (so `"...\nsk-..."` still matches). It consumes that byte, so the token is group 1.
+/// Start of a token that must not continue a word. That is the start of the input, a byte
+/// that is not a word character, or a `\n`, `\r` or `\t` escape as written in JSON and C
+/// strings, so `"...\nsk-..."` still matches. The pattern consumes that byte, so the
+/// token is group 1.
 macro_rules! word_start {
     () => {
         r"(?:^|[^A-Za-z0-9_]|\\[nrt])"

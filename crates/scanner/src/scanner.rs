@@ -131,8 +131,8 @@ impl Scanner {
         let mut hits = Vec::new();
         let mut decoder = Decoder::default();
         // Each hit is kept from the one window where at least half the overlap lies on
-        // either side of its start, so the window's edges can neither cut it short nor
-        // hide the context that rules look at (a word boundary, a nearby keyword).
+        // either side of its start. There, the window's edges can neither cut it short
+        // nor hide the context that rules look at (a word boundary, a nearby keyword).
         let margin = self.overlap / 2;
         let mut start = 0;
         let mut window_hits = Vec::new();
