@@ -1,7 +1,7 @@
 //! Host names in routes, `connect` targets and git URLs.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::Ipv4Addr;
 
 use serde::{Serialize, Serializer};
 
@@ -59,8 +59,6 @@ impl Serialize for HostPattern {
     }
 }
 
-// TODO(security): bottle-policy has its own host parser for requests. The two should be
-// one parser, so a route host and a request host can never normalize differently.
 /// Normalizes a host name or IP literal: lower case, no trailing dot, A-labels.
 /// Rejects userinfo, ports, paths, backslashes, whitespace and control characters.
 pub fn normalize_host(input: &str) -> Result<String, String> {
@@ -84,16 +82,7 @@ pub fn normalize_host(input: &str) -> Result<String, String> {
         );
     }
 
-    if let Some(inner) = input
-        .strip_prefix('[')
-        .and_then(|rest| rest.strip_suffix(']'))
-    {
-        let address: Ipv6Addr = inner
-            .parse()
-            .map_err(|_| format!("`{inner}` is not a valid IPv6 address"))?;
-        return Ok(format!("[{address}]"));
-    }
-    if input.contains(':') {
+    if input.contains(':') && !input.starts_with('[') {
         return Err(
             "the host contains `:`; a port is set with `port`, and an IPv6 address \
                     is written in brackets"
@@ -101,28 +90,26 @@ pub fn normalize_host(input: &str) -> Result<String, String> {
         );
     }
 
-    let name = input.strip_suffix('.').unwrap_or(input);
-    let last_label = name.rsplit('.').next().unwrap_or(name);
-    if !last_label.is_empty() && last_label.bytes().all(|byte| byte.is_ascii_digit()) {
-        let address: Ipv4Addr = name
-            .parse()
-            .map_err(|_| format!("`{input}` is neither a host name nor a valid IPv4 address"))?;
-        return Ok(address.to_string());
-    }
+    // The proxy normalizes request hosts with the same parser, so a route host and a
+    // request host can never normalize differently.
+    let host = bottle_policy::Host::parse(input)
+        .map_err(|err| format!("`{input}` is not a valid host: {err}"))?;
 
-    let ascii = idna::domain_to_ascii_strict(name)
-        .map_err(|_| format!("`{input}` is not a valid host name"))?;
-    let valid = !ascii.is_empty()
-        && ascii.split('.').all(|label| {
-            !label.is_empty()
+    // Requests may name hosts with underscores, but a route must be a plain DNS name
+    // (letters, digits and inner hyphens), so that it cannot be mistaken for another.
+    if let Some(domain) = host.domain() {
+        let plain = domain.split('.').all(|label| {
+            !label.starts_with('-')
+                && !label.ends_with('-')
                 && label
                     .bytes()
                     .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
         });
-    if !valid {
-        return Err(format!("`{input}` is not a valid host name"));
+        if !plain {
+            return Err(format!("`{input}` is not a valid host name"));
+        }
     }
-    Ok(ascii)
+    Ok(host.to_authority_host())
 }
 
 #[cfg(test)]
@@ -180,20 +167,32 @@ mod tests {
             ),
             (
                 "1.2.3.256",
-                "`1.2.3.256` is neither a host name nor a valid IPv4 address",
+                "`1.2.3.256` is not a valid host: host looks numeric but is not a dotted-quad IPv4 \
+                 address",
             ),
             (
                 "1.2.3",
-                "`1.2.3` is neither a host name nor a valid IPv4 address",
+                "`1.2.3` is not a valid host: host looks numeric but is not a dotted-quad IPv4 \
+                 address",
             ),
             (
                 "under_score.org",
                 "`under_score.org` is not a valid host name",
             ),
             ("-lead.org", "`-lead.org` is not a valid host name"),
-            ("a..b", "`a..b` is not a valid host name"),
-            ("xn--zz.org", "`xn--zz.org` is not a valid host name"),
-            ("[not-ip]", "`not-ip` is not a valid IPv6 address"),
+            (
+                "a..b",
+                "`a..b` is not a valid host: host has an empty label",
+            ),
+            (
+                "xn--zz.org",
+                "`xn--zz.org` is not a valid host: host is not a valid internationalized domain \
+                 name",
+            ),
+            (
+                "[not-ip]",
+                "`[not-ip]` is not a valid host: host is not a valid IPv6 literal",
+            ),
         ];
         for (input, message) in cases {
             assert_eq!(
