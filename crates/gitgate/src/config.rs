@@ -250,7 +250,21 @@ mod tests {
 
     #[test]
     fn validate_accepts_plain_repo() {
-        config(vec![repo("widgets")]).validate().expect("valid");
+        let identity = tempfile::NamedTempFile::new().expect("temporary key file");
+        let mut widgets = repo("widgets");
+        widgets.identity = identity.path().to_owned();
+        config(vec![widgets]).validate().expect("valid");
+    }
+
+    #[test]
+    fn validate_rejects_missing_identity() {
+        let error = config(vec![repo("widgets")])
+            .validate()
+            .expect_err("missing key");
+        assert!(
+            error.to_string().contains("cannot read identity /keys/id"),
+            "{error}"
+        );
     }
 
     #[test]

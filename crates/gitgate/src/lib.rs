@@ -30,6 +30,7 @@ mod mirror;
 mod policy;
 mod prereceive;
 mod scan;
+mod tree_check;
 mod url;
 
 pub use config::{GateConfig, GateLimits, GateRepo, PushPolicy};

@@ -50,6 +50,7 @@ pub(crate) fn check_update(
     update: &RefUpdate,
     fast_forward: bool,
 ) -> Result<(), String> {
+    validate_ref_name(&update.name)?;
     if let Some(branch) = update.name.strip_prefix("refs/heads/") {
         if !policy
             .branches
@@ -85,6 +86,38 @@ pub(crate) fn check_update(
     }
 
     Err("only refs under refs/heads/ and refs/tags/ can be pushed".to_owned())
+}
+
+/// Checks a ref name against git's `check-ref-format` rules, and rejects names that git
+/// would read as something else (`HEAD`, `@`, a name ending in `/HEAD`). git's receive-pack
+/// checks the format too; this copy keeps the policy safe without relying on it.
+pub(crate) fn validate_ref_name(name: &str) -> Result<(), String> {
+    let shown = name.escape_debug();
+    let invalid = |why: &str| Err(format!("invalid ref name '{shown}': {why}"));
+    if name.len() > 1024 {
+        return invalid("longer than 1024 bytes");
+    }
+    if name
+        .chars()
+        .any(|ch| ch.is_control() || matches!(ch, ' ' | '~' | '^' | ':' | '?' | '*' | '[' | '\\'))
+    {
+        return invalid("contains a control character, space or one of ~^:?*[\\");
+    }
+    if name.contains("..") || name.contains("@{") || name.contains("//") {
+        return invalid("contains '..', '@{' or '//'");
+    }
+    if name.ends_with('/') || name.ends_with('.') || name == "@" {
+        return invalid("ends with '/' or '.', or is '@'");
+    }
+    for component in name.split('/') {
+        if component.starts_with('.') || component.ends_with(".lock") || component.is_empty() {
+            return invalid("a component is empty, starts with '.' or ends with '.lock'");
+        }
+    }
+    if name.split('/').count() < 3 || name.ends_with("/HEAD") {
+        return invalid("expected refs/<namespace>/<name>, not a name ending in HEAD");
+    }
+    Ok(())
 }
 
 fn allow(allowed: bool, reason: &str) -> Result<(), String> {
@@ -210,6 +243,48 @@ mod tests {
         assert!(check_update(&policy, &update(ZERO, B, "refs/heads/bot/a"), true).is_ok());
         let err = check_update(&policy, &update(ZERO, B, "refs/heads/main"), true);
         assert!(err.expect_err("main").contains("bot/*"));
+    }
+
+    #[test]
+    fn invalid_ref_names_rejected() {
+        let policy = PushPolicy {
+            branches: vec!["*".into()],
+            force: true,
+            delete: true,
+            tags: true,
+        };
+        for name in [
+            "refs/heads/a..b",
+            "refs/heads/.hidden",
+            "refs/heads/x.lock",
+            "refs/heads/a//b",
+            "refs/heads/a/",
+            "refs/heads/a.",
+            "refs/heads/a b",
+            "refs/heads/a\u{1b}[31m",
+            "refs/heads/a~1",
+            "refs/heads/a^",
+            "refs/heads/a:b",
+            "refs/heads/a@{1}",
+            "refs/heads/HEAD",
+            "refs/heads/x/HEAD",
+            "refs/heads",
+            "refs/tags/v1\\x",
+        ] {
+            let result = check_update(&policy, &update(ZERO, B, name), true);
+            let error = result.expect_err(name);
+            assert!(error.contains("invalid ref name"), "{name}: {error}");
+        }
+        for name in [
+            "refs/heads/bot/PACK",
+            "refs/heads/a.b-c_d",
+            "refs/tags/v1.2.3",
+        ] {
+            assert!(
+                check_update(&policy, &update(ZERO, B, name), true).is_ok(),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -161,7 +161,7 @@ async fn check_and_forward(
         gate.limits.max_object_bytes,
     )
     .await
-    .map_err(|reason| format!("the secret scan failed: {reason}"))?;
+    .map_err(|reason| format!("the pushed objects cannot be accepted: {reason}"))?;
     if !findings.is_empty() {
         let lines: Vec<String> = findings
             .iter()

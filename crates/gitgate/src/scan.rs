@@ -18,6 +18,7 @@ use tokio::process::Command;
 
 use crate::git::{local_git, run_bounded, sanitize_text};
 use crate::mirror::Mirror;
+use crate::tree_check::{EntryVerdict, check_entry, check_gitmodules};
 
 /// Location of the pushed objects: the quarantine directory, with the mirror's own object
 /// directory as its alternate. A push of deletions alone has no quarantine.
@@ -216,6 +217,7 @@ async fn scan_objects(
 
     let mut reader = BufReader::new(child.stdout.take().expect("stdout was piped"));
     let mut findings = Vec::new();
+    let mut gitmodules = Vec::new();
     for (id, path) in objects {
         let mut header = String::new();
         reader
@@ -260,7 +262,15 @@ async fn scan_objects(
             "tag" => ObjectKind::Tag,
             other => return Err(format!("object {id} has an unknown type {other}")),
         };
-        scan_object(scanner, id, path, kind, &contents, &mut findings)?;
+        scan_object(
+            scanner,
+            id,
+            path,
+            kind,
+            &contents,
+            &mut findings,
+            &mut gitmodules,
+        )?;
     }
 
     writer
@@ -274,6 +284,14 @@ async fn scan_objects(
     if !status.success() {
         return Err(format!("git cat-file exited with {status}"));
     }
+
+    // A new tree may name an old blob `.gitmodules`, so these are checked by id whether or
+    // not the push brought the blob.
+    gitmodules.sort();
+    gitmodules.dedup();
+    for blob in &gitmodules {
+        check_gitmodules(mirror, quarantine, blob).await?;
+    }
     Ok(findings)
 }
 
@@ -284,6 +302,7 @@ fn scan_object(
     kind: ObjectKind,
     contents: &[u8],
     findings: &mut Vec<RawFinding>,
+    gitmodules: &mut Vec<String>,
 ) -> Result<(), String> {
     let mut add = |place: Place, found: Vec<bottle_scanner::Finding>| {
         for finding in found {
@@ -307,14 +326,24 @@ fn scan_object(
         ),
         ObjectKind::Tree => {
             let hash_len = id.len() / 2;
-            for name in tree_entry_names(contents, hash_len)
-                .ok_or_else(|| format!("tree {id} is malformed"))?
+            for entry in
+                tree_entries(contents, hash_len).ok_or_else(|| format!("tree {id} is malformed"))?
             {
+                let name = entry.name;
                 let full = if path.is_empty() {
                     String::from_utf8_lossy(name).into_owned()
                 } else {
                     format!("{path}/{}", String::from_utf8_lossy(name))
                 };
+                let verdict = check_entry(entry.mode, name).map_err(|reason| {
+                    format!(
+                        "{reason} (in tree {id} at '{}')",
+                        display_path(scanner, path)
+                    )
+                })?;
+                if verdict == EntryVerdict::Gitmodules {
+                    gitmodules.push(hex(entry.id));
+                }
                 add(
                     Place::FileName(display_path(scanner, &full)),
                     scanner.scan(name),
@@ -325,16 +354,31 @@ fn scan_object(
     Ok(())
 }
 
-/// Returns the entry names of a raw tree object (`<mode> <name>\0<hash>` entries).
-fn tree_entry_names(mut tree: &[u8], hash_len: usize) -> Option<Vec<&[u8]>> {
-    let mut names = Vec::new();
+/// One entry of a raw tree object.
+struct TreeEntry<'a> {
+    mode: &'a [u8],
+    name: &'a [u8],
+    id: &'a [u8],
+}
+
+/// Parses a raw tree object (`<mode> <name>\0<hash>` entries); `None` if it is truncated.
+fn tree_entries(mut tree: &[u8], hash_len: usize) -> Option<Vec<TreeEntry<'_>>> {
+    let mut entries = Vec::new();
     while !tree.is_empty() {
         let space = tree.iter().position(|&b| b == b' ')?;
         let nul = space + tree[space..].iter().position(|&b| b == 0)?;
-        names.push(&tree[space + 1..nul]);
+        entries.push(TreeEntry {
+            mode: &tree[..space],
+            name: &tree[space + 1..nul],
+            id: tree.get(nul + 1..nul + 1 + hash_len)?,
+        });
         tree = tree.get(nul + 1 + hash_len..)?;
     }
-    Some(names)
+    Some(entries)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Returns a path as shown to the pusher, with every span the scanner flags in it replaced
@@ -409,8 +453,11 @@ mod tests {
         tree.extend_from_slice(&[1u8; 20]);
         tree.extend_from_slice(b"40000 dir\0");
         tree.extend_from_slice(&[2u8; 20]);
-        let names = tree_entry_names(&tree, 20).expect("valid tree");
+        let entries = tree_entries(&tree, 20).expect("valid tree");
+        let names: Vec<&[u8]> = entries.iter().map(|entry| entry.name).collect();
         assert_eq!(names, vec![&b"a.txt"[..], &b"dir"[..]]);
+        assert_eq!(entries[1].mode, b"40000");
+        assert_eq!(entries[1].id, &[2u8; 20]);
     }
 
     #[test]
@@ -418,6 +465,6 @@ mod tests {
         let mut tree = Vec::new();
         tree.extend_from_slice(b"100644 a.txt\0");
         tree.extend_from_slice(&[1u8; 10]);
-        assert!(tree_entry_names(&tree, 20).is_none());
+        assert!(tree_entries(&tree, 20).is_none());
     }
 }

@@ -400,9 +400,14 @@ fn wrong_host_key_rejects_fetch_and_push() {
 fn missing_identity_gives_one_clear_error() {
     let world = World::new();
     let mut repo = world.repo();
-    repo.identity = world.path().join("no_such_key");
+    let identity = world.path().join("moved_key");
+    std::fs::copy(&world.identity, &identity).unwrap();
+    repo.identity = identity.clone();
     let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
     let client = Client::new(&world, "agent", &gate, &[repo]);
+    // The gate checked the key at start-up; it disappears afterwards.
+    client.git_ok(&client.home, &["ls-remote", &world.url()]);
+    std::fs::remove_file(&identity).unwrap();
 
     let output = client.git(&client.home, &["clone", &world.url(), "work"]);
     let text = stderr(&output);
