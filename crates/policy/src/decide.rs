@@ -295,6 +295,7 @@ mod tests {
             passthrough: false,
             connect: None,
             upstream_ca: None,
+            dlp: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 
 mod address;
 mod decide;
+mod dlp;
 mod host;
 mod path;
 mod route;
@@ -16,6 +17,7 @@ pub use address::forbidden_upstream_reason;
 pub use decide::{
     DEFAULT_DENY_RULE, Decision, Policy, RequestInfo, decide_connect, decide_request,
 };
+pub use dlp::{Dlp, InboundDetector, OnMatch, OutboundDetector};
 pub use host::{Host, HostError, parse_authority};
 pub use path::{PathError, canonicalize_path, query_keys_only};
 pub use route::{

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::dlp::Dlp;
 use crate::host::{Host, HostError};
 
 /// One egress route: a host (and port) the bottle may reach, with optional request rules
@@ -39,6 +40,10 @@ pub struct Route {
     /// PEM file of extra CA certificates trusted for this route's upstream only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_ca: Option<PathBuf>,
+    /// Data-loss-prevention settings: scanners on requests and responses, and what a
+    /// finding in a request does.
+    #[serde(default, skip_serializing_if = "Dlp::is_default")]
+    pub dlp: Dlp,
 }
 
 fn default_port() -> u16 {

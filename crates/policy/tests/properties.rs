@@ -13,6 +13,7 @@ fn route(host: &str, port: u16) -> Route {
         passthrough: false,
         connect: None,
         upstream_ca: None,
+        dlp: Default::default(),
     }
 }
 

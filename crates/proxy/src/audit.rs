@@ -11,6 +11,8 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::ProxyError;
+use crate::dlp::DlpFinding;
+use crate::inbound::InboundFinding;
 
 /// The outcome recorded for a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -48,6 +50,12 @@ pub struct AuditRecord {
     pub status: u16,
     /// Response body bytes sent to the agent.
     pub bytes: u64,
+    /// Outbound DLP findings: rule, detector, encoding and request part, never the value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<DlpFinding>,
+    /// Prompt-injection findings in the response.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub inbound: Vec<InboundFinding>,
 }
 
 impl AuditRecord {
@@ -67,6 +75,8 @@ impl AuditRecord {
             reason: None,
             status: 0,
             bytes: 0,
+            findings: Vec::new(),
+            inbound: Vec::new(),
         }
     }
 }

@@ -1,6 +1,8 @@
-//! A response body that streams frames through unchanged, counts the data bytes, and
-//! writes the request's audit record when the body ends or is dropped.
+//! A response body on its way to the agent: it streams frames through (scanning text for
+//! prompt injection when the route asks for it), counts the data bytes, and writes the
+//! request's audit record when the body ends or is dropped.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,19 +11,33 @@ use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::audit::AuditRecord;
+use crate::inbound::{Output, StreamInspector};
 use crate::server::Proxy;
 
 /// An upstream response body on its way to the agent.
 pub(crate) struct AuditedBody {
     inner: Incoming,
+    inspector: Option<StreamInspector>,
+    /// Scanned bytes waiting to be sent.
+    queue: VecDeque<Bytes>,
+    /// Set once the upstream body ended or the stream was cut.
+    done: bool,
     bytes: u64,
     pending: Option<(Arc<Proxy>, AuditRecord)>,
 }
 
 impl AuditedBody {
-    pub(crate) fn new(inner: Incoming, proxy: Arc<Proxy>, record: AuditRecord) -> AuditedBody {
+    pub(crate) fn new(
+        inner: Incoming,
+        inspector: Option<StreamInspector>,
+        proxy: Arc<Proxy>,
+        record: AuditRecord,
+    ) -> AuditedBody {
         AuditedBody {
             inner,
+            inspector,
+            queue: VecDeque::new(),
+            done: false,
             bytes: 0,
             pending: Some((proxy, record)),
         }
@@ -30,7 +46,21 @@ impl AuditedBody {
     fn finish(&mut self) {
         if let Some((proxy, mut record)) = self.pending.take() {
             record.bytes = self.bytes;
+            if let Some(inspector) = &mut self.inspector {
+                record.inbound = std::mem::take(&mut inspector.findings);
+                if self.done && record.inbound.iter().any(|f| f.severity == crate::Severity::High)
+                {
+                    record.reason = Some("response cut: likely prompt injection".to_owned());
+                }
+            }
             proxy.write_audit(&record);
+        }
+    }
+
+    fn take(&mut self, output: Output) {
+        self.queue.extend(output.forward.into_iter().filter(|b| !b.is_empty()));
+        if output.cut {
+            self.done = true;
         }
     }
 }
@@ -44,25 +74,53 @@ impl Body for AuditedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(frame))) => {
-                if let Some(data) = frame.data_ref() {
-                    this.bytes += u64::try_from(data.len()).unwrap_or(u64::MAX);
-                }
+        loop {
+            if let Some(data) = this.queue.pop_front() {
+                this.bytes += u64::try_from(data.len()).unwrap_or(u64::MAX);
+                return Poll::Ready(Some(Ok(Frame::data(data))));
             }
-            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => this.finish(),
-            Poll::Pending => {}
+            if this.done {
+                this.finish();
+                return Poll::Ready(None);
+            }
+            match Pin::new(&mut this.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    this.done = true;
+                    if let Some(inspector) = &mut this.inspector {
+                        let output = inspector.finish();
+                        this.take(output);
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.finish();
+                    return Poll::Ready(Some(Err(err)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => match &mut this.inspector {
+                        Some(inspector) => {
+                            let output = inspector.push(&data);
+                            this.take(output);
+                        }
+                        None => this.queue.push_back(data),
+                    },
+                    Err(frame) => return Poll::Ready(Some(Ok(frame))),
+                },
+            }
         }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.queue.is_empty() && (self.done || (self.inspector.is_none() && self.inner.is_end_stream()))
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        if self.inspector.is_some() {
+            // A cut or a marker changes the length.
+            SizeHint::default()
+        } else {
+            self.inner.size_hint()
+        }
     }
 }
 

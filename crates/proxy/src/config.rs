@@ -30,10 +30,23 @@ pub struct SidecarConfig {
     /// every request. The audit log is always complete.
     #[serde(default = "default_log_level")]
     pub log_level: u8,
+    /// Secret values the outbound DLP looks for besides the token values (which are always
+    /// included): every `env` value copied from the host or prompted at launch, and the
+    /// material of the bottle's keys.
+    #[serde(default)]
+    pub known_secrets: Vec<String>,
+    /// Seconds a request held by a `supervise` route waits for an operator before it is
+    /// denied.
+    #[serde(default = "default_hold_timeout")]
+    pub hold_timeout_secs: u64,
 }
 
 fn default_log_level() -> u8 {
     1
+}
+
+fn default_hold_timeout() -> u64 {
+    30
 }
 
 impl SidecarConfig {
@@ -69,6 +82,8 @@ impl fmt::Debug for SidecarConfig {
             .field("ca_key_pem", &REDACTED)
             .field("audit_log", &self.audit_log)
             .field("log_level", &self.log_level)
+            .field("known_secrets", &self.known_secrets.len())
+            .field("hold_timeout_secs", &self.hold_timeout_secs)
             .finish()
     }
 }
@@ -87,10 +102,13 @@ mod tests {
             ca_key_pem: "-----BEGIN PRIVATE KEY-----".into(),
             audit_log: "/tmp/egress.jsonl".into(),
             log_level: 1,
+            known_secrets: vec!["prompted-value-x9".to_owned()],
+            hold_timeout_secs: 30,
         };
         let text = format!("{config:?}");
         assert!(text.contains("API_TOKEN"), "{text}");
         assert!(!text.contains("s3cr3t-value"), "{text}");
         assert!(!text.contains("PRIVATE KEY"), "{text}");
+        assert!(!text.contains("prompted-value"), "{text}");
     }
 }

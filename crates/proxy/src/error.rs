@@ -56,6 +56,9 @@ pub enum ProxyError {
         /// The failure.
         source: std::io::Error,
     },
+    /// The known secrets do not fit the scanner.
+    #[error("cannot compile the known secrets for the DLP: {0}")]
+    Scanner(#[from] bottle_scanner::ScannerError),
     /// The async runtime could not start.
     #[error("cannot start the proxy's async runtime: {0}")]
     Runtime(std::io::Error),

@@ -7,9 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bottle_policy::{
-    CompiledRoute, Decision, Host, Policy, RequestInfo, canonicalize_path, parse_authority,
-    query_keys_only,
+    CompiledRoute, Decision, Host, InboundDetector, Policy, RequestInfo, canonicalize_path,
+    parse_authority, query_keys_only,
 };
+use bottle_scanner::Scanner;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
 use http::header::{HOST, HeaderName, HeaderValue, UPGRADE};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper::body::Incoming;
@@ -22,6 +25,11 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use crate::audit::{AuditLog, AuditRecord, Verdict};
 use crate::body::AuditedBody;
+use crate::dlp::DlpFinding;
+use crate::doh::{self, DNS_RULE};
+use crate::inbound::{self, StreamInspector};
+use crate::magic::{self, MAGIC_HOST, MAGIC_RULE};
+use crate::outbound::{self, Checks};
 use crate::headers::{inject_token, strip_hop_by_hop, token_value};
 use crate::limit::LogLimiter;
 use crate::response::{ProxyBody, deny, full, own_response};
@@ -29,7 +37,7 @@ use crate::upstream::{self, UpstreamError, UpstreamSender};
 use crate::{CertificateAuthority, ProxyError, SidecarConfig};
 
 /// Rule id of refusals that come from protocol checks rather than from a route.
-const PROTOCOL_RULE: &str = "protocol";
+pub(crate) const PROTOCOL_RULE: &str = "protocol";
 
 /// Rule id of refusals caused by a failed audit log.
 const AUDIT_RULE: &str = "audit";
@@ -57,6 +65,10 @@ pub(crate) struct Proxy {
     audit_failed: AtomicBool,
     log_level: u8,
     log_limiter: LogLimiter,
+    /// The outbound DLP scanner, compiled with the bottle's known secrets.
+    scanner: Scanner,
+    /// How long a `supervise` hold waits.
+    hold: Duration,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -72,7 +84,10 @@ impl std::fmt::Debug for Proxy {
 struct Tunnel {
     host: Host,
     port: u16,
+    /// Route index; unused for the magic host.
     route: usize,
+    /// Whether this is the magic host, answered by the proxy itself.
+    magic: bool,
 }
 
 /// Request fields that the audit record names.
@@ -82,6 +97,19 @@ struct Seen {
     host: Option<Host>,
     port: Option<u16>,
     path: Option<String>,
+    findings: Vec<DlpFinding>,
+}
+
+impl Seen {
+    fn new(method: &str, host: Option<Host>, port: Option<u16>) -> Seen {
+        Seen {
+            method: method.to_owned(),
+            host,
+            port,
+            path: None,
+            findings: Vec::new(),
+        }
+    }
 }
 
 impl Proxy {
@@ -113,6 +141,9 @@ impl Proxy {
             })
             .collect();
 
+        let mut secrets: Vec<&str> = config.tokens.values().map(String::as_str).collect();
+        secrets.extend(config.known_secrets.iter().map(String::as_str));
+        let scanner = Scanner::try_new(&secrets)?;
         let audit = AuditLog::open(&config.audit_log)?;
         Ok(Proxy {
             slug: config.slug,
@@ -125,6 +156,8 @@ impl Proxy {
             audit_failed: AtomicBool::new(false),
             log_level: config.log_level,
             log_limiter: LogLimiter::new(),
+            scanner,
+            hold: Duration::from_secs(config.hold_timeout_secs),
         })
     }
 
@@ -183,12 +216,7 @@ impl Proxy {
 
     /// Handles a request on the outer (proxy) connection: CONNECT or absolute-form HTTP.
     async fn handle_outer(self: Arc<Self>, request: Request<Incoming>) -> Response<ProxyBody> {
-        let seen = Seen {
-            method: request.method().to_string(),
-            host: None,
-            port: None,
-            path: None,
-        };
+        let seen = Seen::new(request.method().as_str(), None, None);
         if let Some(response) = self.audit_unavailable() {
             return response;
         }
@@ -230,6 +258,19 @@ impl Proxy {
         };
         seen.host = Some(host.clone());
         seen.port = Some(port);
+        if host.domain() == Some(MAGIC_HOST) && port == 443 {
+            self.record(&seen, Verdict::Allow, MAGIC_RULE, None, 200, 0);
+            let tunnel = Tunnel {
+                host,
+                port,
+                route: 0,
+                magic: true,
+            };
+            return self.start_tunnel(request, tunnel);
+        }
+        if let Some(reason) = doh::connect_reason(&host.to_string(), port) {
+            return self.refuse(&seen, DNS_RULE, &reason);
+        }
 
         let (route, rule) = match self.policy.decide_connect(&host, port) {
             Decision::Deny { rule, reason } => return self.refuse(&seen, &rule, &reason),
@@ -244,7 +285,21 @@ impl Proxy {
         }
 
         self.record(&seen, Verdict::Allow, &rule, None, 200, 0);
-        let tunnel = Tunnel { host, port, route };
+        let tunnel = Tunnel {
+            host,
+            port,
+            route,
+            magic: false,
+        };
+        self.start_tunnel(request, tunnel)
+    }
+
+    /// Answers CONNECT with 200 and serves the tunnel once the connection is upgraded.
+    fn start_tunnel(
+        self: Arc<Self>,
+        request: Request<Incoming>,
+        tunnel: Tunnel,
+    ) -> Response<ProxyBody> {
         let proxy = self.clone();
         tokio::spawn(async move {
             match hyper::upgrade::on(request).await {
@@ -262,12 +317,7 @@ impl Proxy {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let seen = Seen {
-            method: "CONNECT".to_owned(),
-            host: Some(tunnel.host.clone()),
-            port: Some(tunnel.port),
-            path: None,
-        };
+        let seen = Seen::new("CONNECT", Some(tunnel.host.clone()), Some(tunnel.port));
         let accepted = tokio::time::timeout(
             CLIENT_HEAD_TIMEOUT,
             LazyConfigAcceptor::new(Acceptor::default(), io),
@@ -343,17 +393,19 @@ impl Proxy {
         request: Request<Incoming>,
         tunnel: &Tunnel,
     ) -> Response<ProxyBody> {
-        let mut seen = Seen {
-            method: request.method().to_string(),
-            host: Some(tunnel.host.clone()),
-            port: Some(tunnel.port),
-            path: None,
-        };
+        let mut seen = Seen::new(
+            request.method().as_str(),
+            Some(tunnel.host.clone()),
+            Some(tunnel.port),
+        );
         if let Some(response) = self.audit_unavailable() {
             return response;
         }
         if let Err(reason) = check_inner_authority(&request, tunnel) {
             return self.refuse(&seen, PROTOCOL_RULE, &reason);
+        }
+        if tunnel.magic {
+            return self.answer_magic(&request, &mut seen);
         }
         self.check_and_forward(request, tunnel, true, &mut seen)
             .await
@@ -380,6 +432,12 @@ impl Proxy {
         };
         seen.host = Some(host.clone());
         seen.port = Some(port);
+        if host.domain() == Some(MAGIC_HOST) && port == 80 {
+            return self.answer_magic(&request, &mut seen);
+        }
+        if let Some(reason) = doh::connect_reason(&host.to_string(), port) {
+            return self.refuse(&seen, DNS_RULE, &reason);
+        }
 
         let route = match self.policy.decide_connect(&host, port) {
             Decision::Deny { rule, reason } => return self.refuse(&seen, &rule, &reason),
@@ -395,7 +453,12 @@ impl Proxy {
             }
         };
 
-        let tunnel = Tunnel { host, port, route };
+        let tunnel = Tunnel {
+            host,
+            port,
+            route,
+            magic: false,
+        };
         let hosts: Vec<&HeaderValue> = request.headers().get_all(HOST).iter().collect();
         let host_ok = match hosts.as_slice() {
             [] => true,
@@ -465,15 +528,28 @@ impl Proxy {
             return self.refuse(seen, &rule, &reason);
         }
 
+        let checks = Checks {
+            scanner: &self.scanner,
+            hold: self.hold,
+        };
+        let host = tunnel.host.to_string();
+        let inspected = match outbound::inspect(checks, route, &host, &path, request).await {
+            Ok(inspected) => inspected,
+            Err(refusal) => {
+                seen.findings = refusal.findings;
+                return self.refuse(seen, &refusal.rule, &refusal.reason);
+            }
+        };
+        seen.findings = inspected.findings;
         self.clone()
-            .forward(request, tunnel, tls, &path, seen)
+            .forward(inspected.request, tunnel, tls, &path, seen)
             .await
     }
 
     /// Rewrites the request for the upstream and streams the response back.
     async fn forward(
         self: Arc<Self>,
-        request: Request<Incoming>,
+        request: Request<Full<Bytes>>,
         tunnel: &Tunnel,
         tls: bool,
         path: &str,
@@ -493,6 +569,19 @@ impl Proxy {
             parts
                 .headers
                 .insert(UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        let scan_inbound = route
+            .route
+            .dlp
+            .inbound_detectors
+            .contains(&InboundDetector::PromptInjection)
+            && agent_upgrade.is_none();
+        if scan_inbound {
+            // Compressed answers cannot be scanned as they stream, so ask for plain ones.
+            parts.headers.insert(
+                http::header::ACCEPT_ENCODING,
+                HeaderValue::from_static("identity"),
+            );
         }
         // Tokens go only over TLS; routes on port 80 cannot have `auth` in the first place.
         if tls && let Some((name, value)) = &self.tokens[tunnel.route] {
@@ -598,8 +687,84 @@ impl Proxy {
             None,
             parts.status.as_u16(),
         );
-        let body = AuditedBody::new(body, self.clone(), record);
-        Response::from_parts(parts, http_body_util::BodyExt::boxed(body))
+        let inspect = scan_inbound && !switching && inbound::is_text(&parts.headers);
+        if inspect && parts.headers.contains_key(http::header::CONTENT_ENCODING) {
+            // TODO(inbound): decode compressed answers that ignore `Accept-Encoding:
+            // identity` instead of refusing them.
+            return self.refuse(
+                seen,
+                inbound::INBOUND_RULE,
+                "the upstream sent a compressed text answer, which the prompt-injection scan cannot read",
+            );
+        }
+        if inspect && !inbound::is_event_stream(&parts.headers) && small_body(&parts.headers) {
+            return self.scan_whole_response(parts, body, record, seen).await;
+        }
+        let inspector = inspect.then(|| StreamInspector::new(inbound::is_event_stream(&parts.headers)));
+        if inspector.is_some() {
+            parts.headers.remove(http::header::CONTENT_LENGTH);
+        }
+        let body = AuditedBody::new(body, inspector, self.clone(), record);
+        Response::from_parts(parts, BodyExt::boxed(body))
+    }
+
+    /// Reads a small text answer whole, scans it, and refuses it with a 403 on a
+    /// high-confidence prompt-injection finding, so nothing of it reaches the agent.
+    async fn scan_whole_response(
+        &self,
+        parts: http::response::Parts,
+        body: Incoming,
+        mut record: AuditRecord,
+        seen: &Seen,
+    ) -> Response<ProxyBody> {
+        let bytes = match Limited::new(body, WHOLE_RESPONSE_MAX).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => {
+                return self.refuse(
+                    seen,
+                    inbound::INBOUND_RULE,
+                    "the upstream answer could not be read in full for the prompt-injection scan",
+                );
+            }
+        };
+        let findings = inbound::scan_whole(&bytes);
+        if let Some(high) = findings.iter().find(|f| f.severity == inbound::Severity::High) {
+            let rule = format!("{}:{}", inbound::INBOUND_RULE, high.rule);
+            let reason = format!(
+                "the upstream answer was withheld: likely prompt injection ({})",
+                high.rule
+            );
+            let mut record = self.audit_record(
+                seen,
+                Verdict::Deny,
+                &rule,
+                Some(&reason),
+                StatusCode::FORBIDDEN.as_u16(),
+            );
+            record.inbound = findings;
+            record.bytes = body_len(&reason);
+            self.write_audit(&record);
+            return deny(&rule, &reason);
+        }
+        record.inbound = findings;
+        record.bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+        self.write_audit(&record);
+        Response::from_parts(parts, full(bytes))
+    }
+
+    /// Answers a request for the magic host with the route table.
+    fn answer_magic<B>(&self, request: &Request<B>, seen: &mut Seen) -> Response<ProxyBody> {
+        let path = canonicalize_path(request.uri().path()).unwrap_or_default();
+        seen.path = Some(path.clone());
+        let response = magic::answer(&self.slug, self.policy.routes(), &path);
+        let status = response.status().as_u16();
+        let verdict = if response.status().is_success() {
+            Verdict::Allow
+        } else {
+            Verdict::Deny
+        };
+        self.record(seen, verdict, MAGIC_RULE, None, status, 0);
+        response
     }
 
     /// Returns a 503 once the audit log has failed: traffic that cannot be recorded is
@@ -658,6 +823,7 @@ impl Proxy {
         record.path.clone_from(&seen.path);
         record.reason = reason.map(str::to_owned);
         record.status = status;
+        record.findings.clone_from(&seen.findings);
         record
     }
 
@@ -682,9 +848,10 @@ impl Proxy {
         {
             tracing::error!(error = %err, "writing the egress audit log failed; refusing all traffic");
         }
+        let flagged = !record.findings.is_empty() || !record.inbound.is_empty();
         let print = match record.decision {
             Verdict::Deny | Verdict::Error => self.log_level >= 1,
-            Verdict::Allow => self.log_level >= 2,
+            Verdict::Allow => self.log_level >= 2 || (flagged && self.log_level >= 1),
         };
         if !print || !self.log_limiter.allow() {
             return;
@@ -698,6 +865,13 @@ impl Proxy {
                 "egress {} {host}{path} blocked",
                 record.method
             ),
+            Verdict::Allow if flagged => tracing::warn!(
+                rule = %record.rule,
+                status = record.status,
+                findings = %finding_names(record),
+                "egress {} {host}{path} allowed with findings",
+                record.method
+            ),
             Verdict::Allow => tracing::info!(
                 rule = %record.rule,
                 status = record.status,
@@ -706,6 +880,31 @@ impl Proxy {
             ),
         }
     }
+}
+
+/// Names the DLP and prompt-injection findings of a record, for a log line.
+fn finding_names(record: &AuditRecord) -> String {
+    let outbound = record
+        .findings
+        .iter()
+        .map(|f| format!("{} in {}", f.rule, f.location));
+    let inbound = record
+        .inbound
+        .iter()
+        .map(|f| format!("{} ({:?}) in response {}", f.rule, f.severity, f.location));
+    outbound.chain(inbound).collect::<Vec<_>>().join(", ")
+}
+
+/// Largest text answer read whole before it is sent, so a refusal can still be a 403.
+const WHOLE_RESPONSE_MAX: usize = 1024 * 1024;
+
+/// Returns true when `Content-Length` says the body fits [`WHOLE_RESPONSE_MAX`].
+fn small_body(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len <= WHOLE_RESPONSE_MAX)
 }
 
 /// Returns true for `EMFILE` and `ENFILE`, the per-process and system-wide descriptor

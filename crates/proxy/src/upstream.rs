@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bottle_policy::{CompiledRoute, Host, forbidden_upstream_reason};
-use hyper::body::Incoming;
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
@@ -82,9 +83,9 @@ pub enum UpstreamError {
 /// A ready client connection to one upstream.
 pub enum UpstreamSender {
     /// HTTP/1.1.
-    Http1(http1::SendRequest<Incoming>),
+    Http1(http1::SendRequest<Full<Bytes>>),
     /// HTTP/2 (negotiated by ALPN).
-    Http2(http2::SendRequest<Incoming>),
+    Http2(http2::SendRequest<Full<Bytes>>),
 }
 
 /// Builds the TLS client configuration of one route: the system roots plus the route's

@@ -30,6 +30,9 @@ pub const UPSTREAM_NAMES: &[&str] = &[
 /// A synthetic token value that no real service accepts.
 pub const TOKEN_VALUE: &str = "canary-token-7f3a9c2e51";
 
+/// A synthetic value the launcher would pass as a copied or prompted `env` value.
+pub const KNOWN_SECRET: &str = "prompted-secret-5b8e0d44c1";
+
 /// The placeholder credential the agent holds.
 pub const AGENT_CREDENTIAL: &str = "Bearer agent-placeholder-0000";
 
@@ -75,6 +78,7 @@ impl Fixture {
             passthrough: false,
             connect: Some(self.server.https_addr().to_string()),
             upstream_ca: Some(self.upstream_ca_path.clone()),
+            dlp: Default::default(),
         }
     }
 
@@ -107,6 +111,8 @@ impl Fixture {
             ca_key_pem: self.bottle_ca.key_pem(),
             audit_log: self.audit_path.clone(),
             log_level: 2,
+            known_secrets: vec![KNOWN_SECRET.to_owned()],
+            hold_timeout_secs: 0,
         }
     }
 

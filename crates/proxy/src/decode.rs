@@ -1,0 +1,197 @@
+//! Decoding of request bodies by `Content-Encoding` before the DLP scans them, with a
+//! size cap and a decompression-ratio cap so a small compressed body cannot expand into
+//! gigabytes inside the proxy.
+
+use std::io::Read;
+
+use http::HeaderMap;
+
+/// Largest request body, as received, that the proxy buffers and scans. Larger bodies are
+/// refused, never forwarded unscanned.
+pub(crate) const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Largest body once decoded.
+pub(crate) const MAX_DECODED: usize = 32 * 1024 * 1024;
+
+/// Largest ratio of decoded to encoded size, checked once a decoded body passes
+/// [`RATIO_FREE`] bytes. Ordinary text compresses 5 to 20 times; zip bombs go far beyond.
+pub(crate) const MAX_RATIO: usize = 100;
+
+/// Decoded size below which the ratio is not checked, so small, very repetitive bodies
+/// (a JSON list of zeros) are accepted.
+const RATIO_FREE: usize = 1024 * 1024;
+
+/// Why a body could not be decoded for scanning.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    /// An encoding the proxy cannot decode, so it cannot scan the body.
+    #[error("content encoding {0:?} is not supported, so the body cannot be scanned")]
+    Unsupported(String),
+    /// The body does not decode.
+    #[error("the body is not valid {0} data")]
+    Corrupt(&'static str),
+    /// The decoded body exceeds a cap.
+    #[error(
+        "the decoded body exceeds the proxy's limit ({MAX_DECODED} bytes, or {MAX_RATIO} \
+         times its encoded size)"
+    )]
+    TooLarge,
+}
+
+/// One content coding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coding {
+    Gzip,
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+/// Returns the codings of `Content-Encoding`, in the order they were applied, or an error
+/// for one the proxy does not know. `identity` is skipped.
+fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, DecodeError> {
+    let mut out = Vec::new();
+    for value in headers.get_all(http::header::CONTENT_ENCODING) {
+        let text = value
+            .to_str()
+            .map_err(|_| DecodeError::Unsupported("(not ASCII)".to_owned()))?;
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let coding = match name.to_ascii_lowercase().as_str() {
+                "gzip" | "x-gzip" => Coding::Gzip,
+                "deflate" => Coding::Deflate,
+                "br" => Coding::Brotli,
+                "zstd" => Coding::Zstd,
+                "identity" => continue,
+                _ => return Err(DecodeError::Unsupported(name.to_owned())),
+            };
+            out.push(coding);
+        }
+    }
+    Ok(out)
+}
+
+/// Decodes `body` by every coding of its `Content-Encoding` headers, last applied first.
+pub(crate) fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut data = body.to_vec();
+    for coding in codings(headers)?.into_iter().rev() {
+        data = decode_one(coding, &data)?;
+        if data.len() > RATIO_FREE && data.len() / body.len().max(1) > MAX_RATIO {
+            return Err(DecodeError::TooLarge);
+        }
+    }
+    Ok(data)
+}
+
+fn decode_one(coding: Coding, data: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    match coding {
+        Coding::Gzip => read_capped(flate2::read::MultiGzDecoder::new(data), "gzip"),
+        Coding::Deflate => {
+            // `deflate` means zlib-wrapped; some clients send raw deflate instead.
+            read_capped(flate2::read::ZlibDecoder::new(data), "deflate")
+                .or_else(|_| read_capped(flate2::read::DeflateDecoder::new(data), "deflate"))
+        }
+        Coding::Brotli => read_capped(brotli_decompressor::Decompressor::new(data, 8192), "br"),
+        Coding::Zstd => {
+            let decoder = ruzstd::decoding::StreamingDecoder::new(data)
+                .map_err(|_| DecodeError::Corrupt("zstd"))?;
+            read_capped(decoder, "zstd")
+        }
+    }
+}
+
+/// Reads at most [`MAX_DECODED`] bytes; one more is an error.
+fn read_capped(reader: impl Read, name: &'static str) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::new();
+    let limit = u64::try_from(MAX_DECODED + 1).expect("the cap fits in u64");
+    reader
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(|_| DecodeError::Corrupt(name))?;
+    if out.len() > MAX_DECODED {
+        return Err(DecodeError::TooLarge);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn headers(encoding: &str) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        map.insert(
+            http::header::CONTENT_ENCODING,
+            HeaderValue::from_str(encoding).expect("valid"),
+        );
+        map
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).expect("write");
+        encoder.finish().expect("finish")
+    }
+
+    #[test]
+    fn decodes_stacked_gzip() {
+        let body = gzip(&gzip(b"hello"));
+        assert_eq!(
+            decode_body(&headers("GZIP, gzip"), &body).expect("decodes"),
+            b"hello"
+        );
+    }
+
+    #[test]
+    fn decodes_zlib_and_raw_deflate() {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        zlib.write_all(b"zlib text").expect("write");
+        let zlib = zlib.finish().expect("finish");
+        assert_eq!(
+            decode_body(&headers("deflate"), &zlib).expect("decodes"),
+            b"zlib text"
+        );
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(b"raw text").expect("write");
+        let raw = raw.finish().expect("finish");
+        assert_eq!(
+            decode_body(&headers("deflate"), &raw).expect("decodes"),
+            b"raw text"
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_and_corrupt() {
+        assert!(matches!(
+            decode_body(&headers("x-foo"), b"abc"),
+            Err(DecodeError::Unsupported(_))
+        ));
+        assert!(matches!(
+            decode_body(&headers("gzip"), b"not gzip"),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_body(&headers("zstd"), b"not zstd"),
+            Err(DecodeError::Corrupt(_))
+        ));
+        // Positive control: identity passes the body through.
+        assert_eq!(decode_body(&headers("identity"), b"abc").expect("ok"), b"abc");
+    }
+
+    #[test]
+    fn refuses_a_decompression_bomb() {
+        let zeros = vec![0u8; 8 * 1024 * 1024];
+        let bomb = gzip(&zeros);
+        assert!(bomb.len() * MAX_RATIO < zeros.len(), "the sample is not a bomb");
+        assert_eq!(
+            decode_body(&headers("gzip"), &bomb),
+            Err(DecodeError::TooLarge)
+        );
+        // Positive control: a small repetitive body under the ratio floor decodes.
+        let small = gzip(&zeros[..1000]);
+        assert_eq!(decode_body(&headers("gzip"), &small).expect("ok").len(), 1000);
+    }
+}

@@ -1,0 +1,203 @@
+//! The checks every request passes after the route allowed it and before it is forwarded:
+//! header bytes, DNS over HTTPS, and the outbound DLP with the route's `block`, `redact`
+//! or `supervise` action. The body is buffered (up to a cap), decoded and scanned; a body
+//! that cannot be scanned is refused, never forwarded.
+
+use std::time::Duration;
+
+use bottle_policy::{CompiledRoute, OnMatch};
+use bottle_scanner::Scanner;
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+
+use crate::decode::{self, MAX_BODY};
+use crate::dlp::{self, DlpFinding, Location, RequestParts};
+use crate::doh::{self, DNS_RULE};
+
+/// Rule id prefix of DLP refusals: `dlp:<scanner rule>`, or `dlp` alone for bodies that
+/// cannot be scanned.
+pub(crate) const DLP_RULE: &str = "dlp";
+
+/// A request that passed the checks, possibly rewritten by `redact`.
+#[derive(Debug)]
+pub(crate) struct Inspected {
+    pub(crate) request: Request<Full<Bytes>>,
+    pub(crate) findings: Vec<DlpFinding>,
+}
+
+/// Why a request is refused, with the findings that caused it (if any).
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub(crate) rule: String,
+    pub(crate) reason: String,
+    pub(crate) findings: Vec<DlpFinding>,
+}
+
+impl Refusal {
+    fn new(rule: &str, reason: impl Into<String>) -> Refusal {
+        Refusal {
+            rule: rule.to_owned(),
+            reason: reason.into(),
+            findings: Vec::new(),
+        }
+    }
+}
+
+/// Settings of the checks that do not come from the route.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checks<'a> {
+    pub(crate) scanner: &'a Scanner,
+    /// How long a `supervise` hold waits before it denies.
+    pub(crate) hold: Duration,
+}
+
+/// Runs the checks on `request` for `route`. `host` is the normalized request host.
+pub(crate) async fn inspect(
+    checks: Checks<'_>,
+    route: &CompiledRoute,
+    host: &str,
+    canonical_path: &str,
+    request: Request<Incoming>,
+) -> Result<Inspected, Refusal> {
+    let (mut parts, body) = request.into_parts();
+    check_header_bytes(&parts.headers)?;
+    if let Some(reason) = doh::request_reason(canonical_path, &parts.headers) {
+        return Err(Refusal::new(DNS_RULE, reason));
+    }
+
+    let body = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            return Err(Refusal::new(
+                DLP_RULE,
+                format!(
+                    "the request body exceeds {MAX_BODY} bytes; the proxy never forwards a \
+                     body it has not scanned"
+                ),
+            ));
+        }
+        Err(_) => return Err(Refusal::new(DLP_RULE, "the request body could not be read")),
+    };
+    let decoded = decode::decode_body(&parts.headers, &body)
+        .map_err(|err| Refusal::new(DLP_RULE, format!("{err}; the request is refused")))?;
+
+    let detectors = dlp::detectors(&route.route.dlp.outbound_detectors);
+    let headers: Vec<(HeaderName, HeaderValue)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().unwrap_or("").to_owned();
+    let scan_parts = RequestParts {
+        host,
+        path: path.as_bytes(),
+        query: query.as_bytes(),
+        headers: headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes()))
+            .collect(),
+        body: &decoded,
+    };
+    let found = dlp::scan_request(checks.scanner, &detectors, &scan_parts);
+    if found.is_empty() {
+        return Ok(Inspected {
+            request: Request::from_parts(parts, Full::new(body)),
+            findings: Vec::new(),
+        });
+    }
+
+    let findings: Vec<DlpFinding> = found.iter().map(|l| l.finding.clone()).collect();
+    let summary = dlp::summary(&found);
+    let rule = format!("{DLP_RULE}:{}", findings[0].rule);
+    let refuse = |reason: String| Refusal {
+        rule: rule.clone(),
+        reason,
+        findings: findings.clone(),
+    };
+    match route.route.dlp.outbound_on_match {
+        OnMatch::Block => Err(refuse(format!(
+            "request blocked: it carries {summary}; this route blocks such requests"
+        ))),
+        OnMatch::Supervise => {
+            // TODO(supervise): hold in the per-bottle queue until `bottle approve` or
+            // `bottle deny`; until that exists nobody can approve, so the hold always
+            // ends in a denial.
+            tokio::time::sleep(checks.hold).await;
+            Err(refuse(format!(
+                "request held for operator approval because it carries {summary}; no \
+                 operator approved it within {} s, so it is denied",
+                checks.hold.as_secs()
+            )))
+        }
+        OnMatch::Redact => {
+            let unredactable = found.iter().find(|l| {
+                matches!(l.finding.location, Location::Spanning | Location::Host)
+            });
+            if let Some(located) = unredactable {
+                return Err(refuse(format!(
+                    "request blocked: it carries {} in {}, which cannot be redacted",
+                    located.finding.rule, located.finding.location
+                )));
+            }
+            let body_part = 3 + headers.len();
+            let new_path = dlp::redact_part(path.as_bytes(), 1, &found, true);
+            let new_query = dlp::redact_part(query.as_bytes(), 2, &found, true);
+            let mut target = String::from_utf8_lossy(&new_path).into_owned();
+            if parts.uri.query().is_some() {
+                target.push('?');
+                target.push_str(&String::from_utf8_lossy(&new_query));
+            }
+            parts.uri = rebuild_uri(&parts.uri, &target)
+                .ok_or_else(|| refuse("request blocked: the redacted URI is invalid".into()))?;
+
+            let mut rebuilt = HeaderMap::with_capacity(headers.len());
+            for (index, (name, value)) in headers.iter().enumerate() {
+                let bytes = dlp::redact_part(value.as_bytes(), 3 + index, &found, false);
+                let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
+                    refuse("request blocked: a redacted header is invalid".into())
+                })?;
+                rebuilt.append(name.clone(), value);
+            }
+            // The body goes out decoded (and redacted), so its encoding header goes.
+            let body = Bytes::from(dlp::redact_part(&decoded, body_part, &found, false));
+            rebuilt.remove(CONTENT_ENCODING);
+            rebuilt.remove(CONTENT_LENGTH);
+            parts.headers = rebuilt;
+            Ok(Inspected {
+                request: Request::from_parts(parts, Full::new(body)),
+                findings,
+            })
+        }
+    }
+}
+
+/// Refuses header values with CR, LF or NUL. hyper's parsers reject them already; this
+/// keeps the guarantee if a parser ever lets one through, since such a value forwarded to
+/// an HTTP/1.1 upstream would split the request.
+fn check_header_bytes(headers: &HeaderMap) -> Result<(), Refusal> {
+    for (name, value) in headers {
+        if value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(Refusal::new(
+                crate::server::PROTOCOL_RULE,
+                format!("header {name} contains CR, LF or NUL"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Replaces the path and query of `uri`, keeping its scheme and authority.
+fn rebuild_uri(uri: &Uri, path_and_query: &str) -> Option<Uri> {
+    let mut builder = Uri::builder();
+    if let Some(scheme) = uri.scheme() {
+        builder = builder.scheme(scheme.clone());
+    }
+    if let Some(authority) = uri.authority() {
+        builder = builder.authority(authority.clone());
+    }
+    builder.path_and_query(path_and_query).build().ok()
+}
