@@ -25,7 +25,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use crate::audit::{AuditLog, AuditRecord, Verdict};
 use crate::body::AuditedBody;
-use crate::dlp::DlpFinding;
+use crate::dlp::{DlpFinding, Location};
 use crate::doh::{self, DNS_RULE};
 use crate::inbound::{self, StreamInspector};
 use crate::magic::{self, MAGIC_HOST, MAGIC_RULE};
@@ -537,10 +537,12 @@ impl Proxy {
             Ok(inspected) => inspected,
             Err(refusal) => {
                 seen.findings = refusal.findings;
+                self.scrub_seen(seen);
                 return self.refuse(seen, &refusal.rule, &refusal.reason);
             }
         };
         seen.findings = inspected.findings;
+        self.scrub_seen(seen);
         self.clone()
             .forward(inspected.request, tunnel, tls, &path, seen)
             .await
@@ -750,6 +752,24 @@ impl Proxy {
         record.bytes = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
         self.write_audit(&record);
         Response::from_parts(parts, full(bytes))
+    }
+
+    /// Keeps secrets that the DLP found in the host or path out of the audit record: the
+    /// path is redacted, and a host with a finding is recorded as `null`.
+    fn scrub_seen(&self, seen: &mut Seen) {
+        if seen.findings.is_empty() {
+            return;
+        }
+        if let Some(path) = &seen.path {
+            let found = self.scanner.scan(path.as_bytes());
+            if !found.is_empty() {
+                let redacted = bottle_scanner::redact(path.as_bytes(), &found);
+                seen.path = Some(String::from_utf8_lossy(&redacted).into_owned());
+            }
+        }
+        if seen.findings.iter().any(|f| f.location == Location::Host) {
+            seen.host = None;
+        }
     }
 
     /// Answers a request for the magic host with the route table.

@@ -1,0 +1,216 @@
+//! End-to-end tests of the outbound DLP: each blocked leak has a positive control that
+//! the same request without the secret goes through.
+
+mod common;
+
+use std::io::Write;
+
+use bottle_policy::{OnMatch, OutboundDetector, Route};
+use bytes::Bytes;
+use common::{Fixture, KNOWN_SECRET, TOKEN_VALUE};
+use http_body_util::Full;
+
+const API: &str = "api.allowed.example";
+const API_AUTHORITY: &str = "api.allowed.example:443";
+
+fn route(fixture: &Fixture, on_match: OnMatch) -> Route {
+    let mut route = fixture.route(API);
+    route.dlp.outbound_on_match = on_match;
+    route
+}
+
+fn post(path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+    let mut builder = http::Request::post(path).header("host", API);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(body.into())).expect("request")
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(data).expect("write");
+    encoder.finish().expect("finish")
+}
+
+async fn send(fixture: &Fixture, proxy: std::net::SocketAddr, request: http::Request<Full<Bytes>>)
+-> bottle_testkit::client::HttpReply {
+    fixture
+        .tunnel_request(proxy, API_AUTHORITY, API, request)
+        .await
+        .expect("reply")
+}
+
+#[tokio::test]
+async fn block_refuses_secrets_in_every_request_part() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Block)]).await;
+
+    let trace = format!("t-{KNOWN_SECRET}");
+    let path = format!("/upload/{KNOWN_SECRET}");
+    let query = format!("/upload?k={TOKEN_VALUE}");
+    let body = format!("{{\"note\":\"{KNOWN_SECRET}\"}}");
+    let cases: Vec<(&str, http::Request<Full<Bytes>>)> = vec![
+        ("header x-trace", post("/upload", &[("x-trace", &trace)], "")),
+        ("path", post(&path, &[], "")),
+        ("query", post(&query, &[], "")),
+        ("body", post("/upload", &[], body.clone())),
+        (
+            "body",
+            post("/upload", &[("content-encoding", "gzip")], gzip(body.as_bytes())),
+        ),
+        (
+            "body",
+            post(
+                "/upload",
+                &[("content-encoding", "zstd"), ("content-type", "image/png")],
+                ruzstd::encoding::compress_to_vec(
+                    body.as_bytes(),
+                    ruzstd::encoding::CompressionLevel::Fastest,
+                ),
+            ),
+        ),
+    ];
+    for (location, request) in cases {
+        let reply = send(&fixture, proxy, request).await;
+        let text = reply.body_text();
+        assert_eq!(reply.status, 403, "{location}: {text}");
+        assert_eq!(
+            reply.header("x-bottle-decision"),
+            Some("deny; rule=dlp:known-secret"),
+            "{location}"
+        );
+        assert!(text.contains(&format!("known-secret (raw) in {location}")), "{text}");
+        assert!(!text.contains(KNOWN_SECRET) && !text.contains(TOKEN_VALUE), "{text}");
+    }
+    assert!(fixture.requests().is_empty(), "a secret reached the upstream");
+
+    let audit = fixture.audit_text();
+    assert!(!audit.contains(KNOWN_SECRET) && !audit.contains(TOKEN_VALUE));
+    let records = fixture.audit_records();
+    let body_record = records
+        .iter()
+        .find(|r| r["findings"][0]["location"]["part"] == "body")
+        .expect("a record with a body finding");
+    assert_eq!(body_record["findings"][0]["rule"], "known-secret");
+    assert_eq!(body_record["decision"], "deny");
+
+    // Positive control: the same requests without the secret go through.
+    let reply = send(&fixture, proxy, post("/upload", &[("x-trace", "t-1")], "{}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+    let reply = send(
+        &fixture,
+        proxy,
+        post("/upload", &[("content-encoding", "gzip")], gzip(b"{\"note\":1}")),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+    assert_eq!(fixture.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn block_finds_token_formats_and_encoded_secrets() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Block)]).await;
+
+    let github = bottle_testkit::git::fake_github_token();
+    let hex: String = KNOWN_SECRET.bytes().map(|b| format!("{b:02x}")).collect();
+    for body in [format!("token={github}"), format!("blob={hex}")] {
+        let reply = send(&fixture, proxy, post("/upload", &[], body)).await;
+        assert_eq!(reply.status, 403, "{}", reply.body_text());
+        assert!(!reply.body_text().contains(&github));
+    }
+    assert!(fixture.requests().is_empty());
+    // Positive control.
+    let reply = send(&fixture, proxy, post("/upload", &[], "token=placeholder")).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn unscannable_bodies_are_refused() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Block)]).await;
+
+    let reply = send(&fixture, proxy, post("/u", &[("content-encoding", "x-foo")], "abc")).await;
+    assert_eq!(reply.status, 403);
+    assert!(reply.body_text().contains("x-foo"), "{}", reply.body_text());
+
+    let reply = send(&fixture, proxy, post("/u", &[("content-encoding", "gzip")], "abc")).await;
+    assert_eq!(reply.status, 403);
+
+    let big = vec![b'a'; 16 * 1024 * 1024 + 1];
+    let reply = send(&fixture, proxy, post("/u", &[], big)).await;
+    assert_eq!(reply.status, 403);
+    assert!(reply.body_text().contains("never forwards a body"), "{}", reply.body_text());
+    assert!(fixture.requests().is_empty());
+
+    // Positive control: a body just under the cap is scanned and forwarded.
+    let reply = send(&fixture, proxy, post("/u", &[], vec![b'a'; 1024 * 1024])).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn redact_replaces_the_value_and_forwards() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Redact)]).await;
+
+    let trace = format!("t-{KNOWN_SECRET}");
+    let body = gzip(format!("note={KNOWN_SECRET}&x=1").as_bytes());
+    let path = format!("/upload?q={KNOWN_SECRET}");
+    let request = post(&path, &[("x-trace", &trace), ("content-encoding", "gzip")], body);
+    let reply = send(&fixture, proxy, request).await;
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+
+    let requests = fixture.requests();
+    assert_eq!(requests.len(), 1);
+    let seen = &requests[0];
+    assert!(!seen.contains(KNOWN_SECRET), "{seen:?}");
+    assert_eq!(seen.header_values("x-trace"), vec!["t-[REDACTED:known-secret]"]);
+    assert_eq!(seen.body, b"note=[REDACTED:known-secret]&x=1");
+    assert!(seen.header_values("content-encoding").is_empty());
+    assert_eq!(seen.path, "/upload?q=%5BREDACTED%3Aknown-secret%5D");
+
+    let records = fixture.audit_until(|r| r["findings"].is_array()).await;
+    let record = records.iter().find(|r| r["findings"].is_array()).expect("record");
+    assert_eq!(record["decision"], "allow");
+    assert_eq!(record["findings"].as_array().map(Vec::len), Some(3));
+}
+
+#[tokio::test]
+async fn supervise_denies_when_nobody_approves() {
+    let fixture = Fixture::new().await;
+    // The default action is supervise; the fixture sets a zero-second hold.
+    let proxy = fixture.start_proxy(vec![fixture.route(API)]).await;
+
+    let reply = send(&fixture, proxy, post("/upload", &[], KNOWN_SECRET)).await;
+    assert_eq!(reply.status, 403);
+    assert!(
+        reply.body_text().contains("no operator approved it"),
+        "{}",
+        reply.body_text()
+    );
+    assert!(fixture.requests().is_empty());
+
+    let reply = send(&fixture, proxy, post("/upload", &[], "clean")).await;
+    assert_eq!(reply.status, 200);
+}
+
+#[tokio::test]
+async fn detectors_follow_the_route() {
+    let fixture = Fixture::new().await;
+    let mut keys_only = route(&fixture, OnMatch::Block);
+    keys_only.dlp.outbound_detectors = vec![OutboundDetector::PrivateKeys];
+    let proxy = fixture.start_proxy(vec![keys_only]).await;
+
+    // Known secrets are not scanned on this route, so the value passes.
+    let reply = send(&fixture, proxy, post("/upload", &[], KNOWN_SECRET)).await;
+    assert_eq!(reply.status, 200);
+    // A private key is still refused.
+    let key = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7".repeat(4)
+    );
+    let reply = send(&fixture, proxy, post("/upload", &[], key)).await;
+    assert_eq!(reply.status, 403, "{}", reply.body_text());
+    assert!(reply.body_text().contains("private"), "{}", reply.body_text());
+}
