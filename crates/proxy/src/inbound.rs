@@ -131,7 +131,9 @@ impl StreamInspector {
         } else {
             String::from_utf8_lossy(&bytes).into_owned()
         };
-        let window = format!("{}{}", self.carry, text);
+        // A space keeps words of consecutive pieces apart; the phrase patterns accept
+        // any run of whitespace between words.
+        let window = format!("{} {}", self.carry, text);
         let hits = inject::scan(&window);
         self.carry = tail(&window, CARRY);
 
