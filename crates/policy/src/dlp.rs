@@ -9,10 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Dlp {
     /// Scanners run on outbound requests; `false` in a bottle file gives an empty list.
-    #[serde(
-        default = "OutboundDetector::all",
-        deserialize_with = "list_or_false"
-    )]
+    #[serde(default = "OutboundDetector::all", deserialize_with = "list_or_false")]
     pub outbound_detectors: Vec<OutboundDetector>,
     /// Scanners run on responses; `false` in a bottle file gives an empty list.
     #[serde(default = "InboundDetector::all", deserialize_with = "list_or_false")]

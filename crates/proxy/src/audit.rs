@@ -81,6 +81,23 @@ impl AuditRecord {
     }
 }
 
+impl AuditRecord {
+    /// Returns true when the record has DLP or prompt-injection findings.
+    pub fn is_flagged(&self) -> bool {
+        !self.findings.is_empty() || !self.inbound.is_empty()
+    }
+
+    /// Returns whether `egress.log` level `level` prints this record on standard error:
+    /// 0 never (only the start-up line), 1 every refusal, error and finding, 2 every
+    /// request. Printing is rate-limited; the audit file always gets every record.
+    pub fn printed_at(&self, level: u8) -> bool {
+        match self.decision {
+            Verdict::Deny | Verdict::Error => level >= 1,
+            Verdict::Allow => level >= 2 || (level >= 1 && self.is_flagged()),
+        }
+    }
+}
+
 /// An append-only JSON-lines file.
 #[derive(Debug)]
 pub struct AuditLog {
@@ -110,5 +127,30 @@ impl AuditLog {
         line.push(b'\n');
         let mut file = self.file.lock().expect("audit log lock is never poisoned");
         file.write_all(&line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dlp::Location;
+
+    #[test]
+    fn log_levels_select_records() {
+        let allowed = AuditRecord::new("GET", Verdict::Allow, "route[0]");
+        let denied = AuditRecord::new("GET", Verdict::Deny, "default");
+        let mut flagged = allowed.clone();
+        flagged.findings.push(DlpFinding {
+            rule: "known-secret".to_owned(),
+            detector: "known_secrets".to_owned(),
+            encoding: "raw".to_owned(),
+            location: Location::Body,
+        });
+        let printed = |record: &AuditRecord| -> Vec<bool> {
+            (0..=2).map(|level| record.printed_at(level)).collect()
+        };
+        assert_eq!(printed(&allowed), vec![false, false, true]);
+        assert_eq!(printed(&denied), vec![false, true, true]);
+        assert_eq!(printed(&flagged), vec![false, true, true]);
     }
 }

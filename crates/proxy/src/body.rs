@@ -48,7 +48,11 @@ impl AuditedBody {
             record.bytes = self.bytes;
             if let Some(inspector) = &mut self.inspector {
                 record.inbound = std::mem::take(&mut inspector.findings);
-                if self.done && record.inbound.iter().any(|f| f.severity == crate::Severity::High)
+                if self.done
+                    && record
+                        .inbound
+                        .iter()
+                        .any(|f| f.severity == crate::Severity::High)
                 {
                     record.reason = Some("response cut: likely prompt injection".to_owned());
                 }
@@ -58,7 +62,8 @@ impl AuditedBody {
     }
 
     fn take(&mut self, output: Output) {
-        self.queue.extend(output.forward.into_iter().filter(|b| !b.is_empty()));
+        self.queue
+            .extend(output.forward.into_iter().filter(|b| !b.is_empty()));
         if output.cut {
             self.done = true;
         }
@@ -111,7 +116,8 @@ impl Body for AuditedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.queue.is_empty() && (self.done || (self.inspector.is_none() && self.inner.is_end_stream()))
+        self.queue.is_empty()
+            && (self.done || (self.inspector.is_none() && self.inner.is_end_stream()))
     }
 
     fn size_hint(&self) -> SizeHint {

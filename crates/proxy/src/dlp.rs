@@ -162,7 +162,7 @@ pub(crate) fn summary(findings: &[Located]) -> String {
 }
 
 /// Replaces the spans of `findings` that lie in part `part` of `bytes` with
-/// `[REDACTED:<rule>]`, or with `marker_for_uri` output for URI parts.
+/// `[REDACTED:<rule>]`, percent-encoded when `escape` is set (for the path and query).
 pub(crate) fn redact_part(
     bytes: &[u8],
     part: usize,
@@ -239,7 +239,9 @@ mod tests {
         };
         let found = scan_request(&scanner, &detectors(&OutboundDetector::ALL), &parts);
         assert!(
-            found.iter().any(|l| l.finding.location == Location::Spanning),
+            found
+                .iter()
+                .any(|l| l.finding.location == Location::Spanning),
             "{found:?}"
         );
     }

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use http::HeaderMap;
 use serde::Serialize;
 
-use crate::inject::{self, Hit};
 pub use crate::inject::Severity;
+use crate::inject::{self, Hit};
 
 /// Rule id prefix of inbound refusals and cuts.
 pub(crate) const INBOUND_RULE: &str = "inbound";
@@ -58,9 +58,11 @@ pub(crate) fn is_text(headers: &HeaderMap) -> bool {
 
 /// Returns true for `text/event-stream`.
 pub(crate) fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().to_ascii_lowercase().starts_with(b"text/event-stream"))
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .to_ascii_lowercase()
+            .starts_with(b"text/event-stream")
+    })
 }
 
 /// What a chunk of response produced: bytes to forward, and whether the stream is cut.
@@ -99,9 +101,9 @@ impl StreamInspector {
         }
         self.pending.extend_from_slice(data);
         let mut output = Output::default();
-        while let Some(end) = event_end(&self.pending).or_else(|| {
-            (self.pending.len() >= MAX_EVENT).then_some(MAX_EVENT)
-        }) {
+        while let Some(end) = event_end(&self.pending)
+            .or_else(|| (self.pending.len() >= MAX_EVENT).then_some(MAX_EVENT))
+        {
             let event: Vec<u8> = self.pending.drain(..end).collect();
             let result = self.piece(event);
             output.forward.extend(result.forward);

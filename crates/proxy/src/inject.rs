@@ -87,7 +87,10 @@ pub(crate) fn scan(text: &str) -> Vec<Hit> {
     }
 
     let hidden_instructions = HIDDEN_MARKUP.captures_iter(&text).any(|caps| {
-        let inner = caps.get(1).or_else(|| caps.get(2)).map_or("", |m| m.as_str());
+        let inner = caps
+            .get(1)
+            .or_else(|| caps.get(2))
+            .map_or("", |m| m.as_str());
         IGNORE.is_match(inner) || DISCLOSE.is_match(inner)
     });
     if hidden_instructions {
@@ -113,7 +116,10 @@ fn hit(rule: &'static str, severity: Severity) -> Hit {
 }
 
 fn is_zero_width(c: char) -> bool {
-    matches!(c, '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}')
+    matches!(
+        c,
+        '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+    )
 }
 
 fn is_bidi_control(c: char) -> bool {
@@ -180,7 +186,10 @@ mod tests {
     use super::*;
 
     fn rules(text: &str) -> Vec<(&'static str, Severity)> {
-        scan(text).into_iter().map(|h| (h.rule, h.severity)).collect()
+        scan(text)
+            .into_iter()
+            .map(|h| (h.rule, h.severity))
+            .collect()
     }
 
     #[test]
@@ -209,7 +218,10 @@ mod tests {
             .map(|c| char::from_u32(0xE0000 + u32::from(c)).expect("tag char"))
             .collect();
         let found = rules(&format!("Nice page.{hidden}"));
-        assert!(found.contains(&("hidden-tag-characters", Severity::High)), "{found:?}");
+        assert!(
+            found.contains(&("hidden-tag-characters", Severity::High)),
+            "{found:?}"
+        );
         // The same characters escaped in JSON are found too.
         let escaped = "\\udb40\\udc69\\udb40\\udc67\\udb40\\udc6e\\udb40\\udc6f";
         assert!(rules(escaped).contains(&("hidden-tag-characters", Severity::High)));

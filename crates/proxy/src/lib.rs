@@ -8,6 +8,12 @@
 //! fully verified TLS connection, with the agent's credentials replaced by the route's
 //! token. Plain `http://` requests are forwarded only for routes on port 80, never with
 //! a token. Every decision is appended to a JSON-lines audit log.
+//!
+//! Before a request is forwarded, the outbound DLP scans its host, path, query, headers
+//! and decoded body for the bottle's known secrets, token formats and private keys, and
+//! the route's `dlp.outbound_on_match` blocks it, redacts the values or holds it.
+//! DNS over HTTPS and TLS are refused on every route. Text answers are scanned for
+//! prompt injection as they stream. The magic host `bottle.internal` lists the routes.
 
 mod audit;
 mod body;
@@ -33,9 +39,9 @@ pub use audit::{AuditRecord, Verdict};
 pub use ca::CertificateAuthority;
 pub use config::SidecarConfig;
 pub use dlp::{DlpFinding, Location};
+pub use error::ProxyError;
 pub use inbound::{InboundFinding, Severity};
 pub use magic::MAGIC_HOST;
-pub use error::ProxyError;
 pub use response::DECISION_HEADER;
 pub use upstream::UpstreamError;
 

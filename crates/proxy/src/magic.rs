@@ -66,7 +66,11 @@ fn view(route: &CompiledRoute) -> RouteView<'_> {
         rule: &route.rule_id,
         host: &route.route.host,
         port: route.route.port,
-        scheme: if route.route.port == 80 { "http" } else { "https" },
+        scheme: if route.route.port == 80 {
+            "http"
+        } else {
+            "https"
+        },
         matches: &route.route.matches,
         token_header: route.route.auth.as_ref().map(|auth| auth.header.as_str()),
         websocket: route.route.websocket,

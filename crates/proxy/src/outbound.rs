@@ -134,9 +134,9 @@ pub(crate) async fn inspect(
             )))
         }
         OnMatch::Redact => {
-            let unredactable = found.iter().find(|l| {
-                matches!(l.finding.location, Location::Spanning | Location::Host)
-            });
+            let unredactable = found
+                .iter()
+                .find(|l| matches!(l.finding.location, Location::Spanning | Location::Host));
             if let Some(located) = unredactable {
                 return Err(refuse(format!(
                     "request blocked: it carries {} in {}, which cannot be redacted",
@@ -157,9 +157,8 @@ pub(crate) async fn inspect(
             let mut rebuilt = HeaderMap::with_capacity(headers.len());
             for (index, (name, value)) in headers.iter().enumerate() {
                 let bytes = dlp::redact_part(value.as_bytes(), 3 + index, &found, false);
-                let value = HeaderValue::from_bytes(&bytes).map_err(|_| {
-                    refuse("request blocked: a redacted header is invalid".into())
-                })?;
+                let value = HeaderValue::from_bytes(&bytes)
+                    .map_err(|_| refuse("request blocked: a redacted header is invalid".into()))?;
                 rebuilt.append(name.clone(), value);
             }
             // The body goes out decoded (and redacted), so its encoding header goes.
@@ -180,7 +179,11 @@ pub(crate) async fn inspect(
 /// an HTTP/1.1 upstream would split the request.
 fn check_header_bytes(headers: &HeaderMap) -> Result<(), Refusal> {
     for (name, value) in headers {
-        if value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        if value
+            .as_bytes()
+            .iter()
+            .any(|b| matches!(b, b'\r' | b'\n' | 0))
+        {
             return Err(Refusal::new(
                 crate::server::PROTOCOL_RULE,
                 format!("header {name} contains CR, LF or NUL"),

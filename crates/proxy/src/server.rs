@@ -12,9 +12,9 @@ use bottle_policy::{
 };
 use bottle_scanner::Scanner;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
 use http::header::{HOST, HeaderName, HeaderValue, UPGRADE};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -27,11 +27,11 @@ use crate::audit::{AuditLog, AuditRecord, Verdict};
 use crate::body::AuditedBody;
 use crate::dlp::{DlpFinding, Location};
 use crate::doh::{self, DNS_RULE};
+use crate::headers::{inject_token, strip_hop_by_hop, token_value};
 use crate::inbound::{self, StreamInspector};
+use crate::limit::LogLimiter;
 use crate::magic::{self, MAGIC_HOST, MAGIC_RULE};
 use crate::outbound::{self, Checks};
-use crate::headers::{inject_token, strip_hop_by_hop, token_value};
-use crate::limit::LogLimiter;
 use crate::response::{ProxyBody, deny, full, own_response};
 use crate::upstream::{self, UpstreamError, UpstreamSender};
 use crate::{CertificateAuthority, ProxyError, SidecarConfig};
@@ -702,7 +702,8 @@ impl Proxy {
         if inspect && !inbound::is_event_stream(&parts.headers) && small_body(&parts.headers) {
             return self.scan_whole_response(parts, body, record, seen).await;
         }
-        let inspector = inspect.then(|| StreamInspector::new(inbound::is_event_stream(&parts.headers)));
+        let inspector =
+            inspect.then(|| StreamInspector::new(inbound::is_event_stream(&parts.headers)));
         if inspector.is_some() {
             parts.headers.remove(http::header::CONTENT_LENGTH);
         }
@@ -730,7 +731,10 @@ impl Proxy {
             }
         };
         let findings = inbound::scan_whole(&bytes);
-        if let Some(high) = findings.iter().find(|f| f.severity == inbound::Severity::High) {
+        if let Some(high) = findings
+            .iter()
+            .find(|f| f.severity == inbound::Severity::High)
+        {
             let rule = format!("{}:{}", inbound::INBOUND_RULE, high.rule);
             let reason = format!(
                 "the upstream answer was withheld: likely prompt injection ({})",
@@ -868,11 +872,8 @@ impl Proxy {
         {
             tracing::error!(error = %err, "writing the egress audit log failed; refusing all traffic");
         }
-        let flagged = !record.findings.is_empty() || !record.inbound.is_empty();
-        let print = match record.decision {
-            Verdict::Deny | Verdict::Error => self.log_level >= 1,
-            Verdict::Allow => self.log_level >= 2 || (flagged && self.log_level >= 1),
-        };
+        let flagged = record.is_flagged();
+        let print = record.printed_at(self.log_level);
         if !print || !self.log_limiter.allow() {
             return;
         }

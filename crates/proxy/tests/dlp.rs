@@ -19,7 +19,11 @@ fn route(fixture: &Fixture, on_match: OnMatch) -> Route {
     route
 }
 
-fn post(path: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> http::Request<Full<Bytes>> {
+fn post(
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> http::Request<Full<Bytes>> {
     let mut builder = http::Request::post(path).header("host", API);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
@@ -33,8 +37,11 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().expect("finish")
 }
 
-async fn send(fixture: &Fixture, proxy: std::net::SocketAddr, request: http::Request<Full<Bytes>>)
--> bottle_testkit::client::HttpReply {
+async fn send(
+    fixture: &Fixture,
+    proxy: std::net::SocketAddr,
+    request: http::Request<Full<Bytes>>,
+) -> bottle_testkit::client::HttpReply {
     fixture
         .tunnel_request(proxy, API_AUTHORITY, API, request)
         .await
@@ -44,20 +51,29 @@ async fn send(fixture: &Fixture, proxy: std::net::SocketAddr, request: http::Req
 #[tokio::test]
 async fn block_refuses_secrets_in_every_request_part() {
     let fixture = Fixture::new().await;
-    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Block)]).await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Block)])
+        .await;
 
     let trace = format!("t-{KNOWN_SECRET}");
     let path = format!("/upload/{KNOWN_SECRET}");
     let query = format!("/upload?k={TOKEN_VALUE}");
     let body = format!("{{\"note\":\"{KNOWN_SECRET}\"}}");
     let cases: Vec<(&str, http::Request<Full<Bytes>>)> = vec![
-        ("header x-trace", post("/upload", &[("x-trace", &trace)], "")),
+        (
+            "header x-trace",
+            post("/upload", &[("x-trace", &trace)], ""),
+        ),
         ("path", post(&path, &[], "")),
         ("query", post(&query, &[], "")),
         ("body", post("/upload", &[], body.clone())),
         (
             "body",
-            post("/upload", &[("content-encoding", "gzip")], gzip(body.as_bytes())),
+            post(
+                "/upload",
+                &[("content-encoding", "gzip")],
+                gzip(body.as_bytes()),
+            ),
         ),
         (
             "body",
@@ -80,10 +96,19 @@ async fn block_refuses_secrets_in_every_request_part() {
             Some("deny; rule=dlp:known-secret"),
             "{location}"
         );
-        assert!(text.contains(&format!("known-secret (raw) in {location}")), "{text}");
-        assert!(!text.contains(KNOWN_SECRET) && !text.contains(TOKEN_VALUE), "{text}");
+        assert!(
+            text.contains(&format!("known-secret (raw) in {location}")),
+            "{text}"
+        );
+        assert!(
+            !text.contains(KNOWN_SECRET) && !text.contains(TOKEN_VALUE),
+            "{text}"
+        );
     }
-    assert!(fixture.requests().is_empty(), "a secret reached the upstream");
+    assert!(
+        fixture.requests().is_empty(),
+        "a secret reached the upstream"
+    );
 
     let audit = fixture.audit_text();
     assert!(!audit.contains(KNOWN_SECRET) && !audit.contains(TOKEN_VALUE));
@@ -96,12 +121,21 @@ async fn block_refuses_secrets_in_every_request_part() {
     assert_eq!(body_record["decision"], "deny");
 
     // Positive control: the same requests without the secret go through.
-    let reply = send(&fixture, proxy, post("/upload", &[("x-trace", "t-1")], "{}")).await;
+    let reply = send(
+        &fixture,
+        proxy,
+        post("/upload", &[("x-trace", "t-1")], "{}"),
+    )
+    .await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
     let reply = send(
         &fixture,
         proxy,
-        post("/upload", &[("content-encoding", "gzip")], gzip(b"{\"note\":1}")),
+        post(
+            "/upload",
+            &[("content-encoding", "gzip")],
+            gzip(b"{\"note\":1}"),
+        ),
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
@@ -111,7 +145,9 @@ async fn block_refuses_secrets_in_every_request_part() {
 #[tokio::test]
 async fn block_finds_token_formats_and_encoded_secrets() {
     let fixture = Fixture::new().await;
-    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Block)]).await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Block)])
+        .await;
 
     let github = bottle_testkit::git::fake_github_token();
     let hex: String = KNOWN_SECRET.bytes().map(|b| format!("{b:02x}")).collect();
@@ -129,19 +165,35 @@ async fn block_finds_token_formats_and_encoded_secrets() {
 #[tokio::test]
 async fn unscannable_bodies_are_refused() {
     let fixture = Fixture::new().await;
-    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Block)]).await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Block)])
+        .await;
 
-    let reply = send(&fixture, proxy, post("/u", &[("content-encoding", "x-foo")], "abc")).await;
+    let reply = send(
+        &fixture,
+        proxy,
+        post("/u", &[("content-encoding", "x-foo")], "abc"),
+    )
+    .await;
     assert_eq!(reply.status, 403);
     assert!(reply.body_text().contains("x-foo"), "{}", reply.body_text());
 
-    let reply = send(&fixture, proxy, post("/u", &[("content-encoding", "gzip")], "abc")).await;
+    let reply = send(
+        &fixture,
+        proxy,
+        post("/u", &[("content-encoding", "gzip")], "abc"),
+    )
+    .await;
     assert_eq!(reply.status, 403);
 
     let big = vec![b'a'; 16 * 1024 * 1024 + 1];
     let reply = send(&fixture, proxy, post("/u", &[], big)).await;
     assert_eq!(reply.status, 403);
-    assert!(reply.body_text().contains("never forwards a body"), "{}", reply.body_text());
+    assert!(
+        reply.body_text().contains("never forwards a body"),
+        "{}",
+        reply.body_text()
+    );
     assert!(fixture.requests().is_empty());
 
     // Positive control: a body just under the cap is scanned and forwarded.
@@ -152,12 +204,18 @@ async fn unscannable_bodies_are_refused() {
 #[tokio::test]
 async fn redact_replaces_the_value_and_forwards() {
     let fixture = Fixture::new().await;
-    let proxy = fixture.start_proxy(vec![route(&fixture, OnMatch::Redact)]).await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Redact)])
+        .await;
 
     let trace = format!("t-{KNOWN_SECRET}");
     let body = gzip(format!("note={KNOWN_SECRET}&x=1").as_bytes());
     let path = format!("/upload?q={KNOWN_SECRET}");
-    let request = post(&path, &[("x-trace", &trace), ("content-encoding", "gzip")], body);
+    let request = post(
+        &path,
+        &[("x-trace", &trace), ("content-encoding", "gzip")],
+        body,
+    );
     let reply = send(&fixture, proxy, request).await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
 
@@ -165,13 +223,19 @@ async fn redact_replaces_the_value_and_forwards() {
     assert_eq!(requests.len(), 1);
     let seen = &requests[0];
     assert!(!seen.contains(KNOWN_SECRET), "{seen:?}");
-    assert_eq!(seen.header_values("x-trace"), vec!["t-[REDACTED:known-secret]"]);
+    assert_eq!(
+        seen.header_values("x-trace"),
+        vec!["t-[REDACTED:known-secret]"]
+    );
     assert_eq!(seen.body, b"note=[REDACTED:known-secret]&x=1");
     assert!(seen.header_values("content-encoding").is_empty());
     assert_eq!(seen.path, "/upload?q=%5BREDACTED%3Aknown-secret%5D");
 
     let records = fixture.audit_until(|r| r["findings"].is_array()).await;
-    let record = records.iter().find(|r| r["findings"].is_array()).expect("record");
+    let record = records
+        .iter()
+        .find(|r| r["findings"].is_array())
+        .expect("record");
     assert_eq!(record["decision"], "allow");
     assert_eq!(record["findings"].as_array().map(Vec::len), Some(3));
 }
@@ -212,5 +276,9 @@ async fn detectors_follow_the_route() {
     );
     let reply = send(&fixture, proxy, post("/upload", &[], key)).await;
     assert_eq!(reply.status, 403, "{}", reply.body_text());
-    assert!(reply.body_text().contains("private"), "{}", reply.body_text());
+    assert!(
+        reply.body_text().contains("private"),
+        "{}",
+        reply.body_text()
+    );
 }

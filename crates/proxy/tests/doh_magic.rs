@@ -80,7 +80,10 @@ async fn doh_requests_are_refused_on_allowed_hosts() {
 async fn magic_host_lists_routes_without_secrets() {
     let fixture = Fixture::new().await;
     let proxy = fixture
-        .start_proxy(vec![fixture.token_route(API), fixture.plain_route("plain.allowed.example")])
+        .start_proxy(vec![
+            fixture.token_route(API),
+            fixture.plain_route("plain.allowed.example"),
+        ])
         .await;
 
     // Plain HTTP through the proxy.
@@ -97,7 +100,12 @@ async fn magic_host_lists_routes_without_secrets() {
 
     // HTTPS through CONNECT, with a certificate from the bottle CA.
     let reply = fixture
-        .tunnel_request(proxy, "bottle.internal:443", "bottle.internal", get("/", "bottle.internal"))
+        .tunnel_request(
+            proxy,
+            "bottle.internal:443",
+            "bottle.internal",
+            get("/", "bottle.internal"),
+        )
         .await
         .expect("reply");
     assert_eq!(reply.status, 200, "{}", reply.body_text());
