@@ -10,6 +10,8 @@
 //! contain it.
 
 mod error;
+#[cfg(feature = "fake-forge")]
+pub mod fake;
 mod forge;
 mod http;
 mod journal;

@@ -216,3 +216,9 @@ pub fn fake_github_token() -> String {
     let body: String = ["Xk7pQ2", "mN9vR4", "sT1wY8", "zA3bC6", "dE0fG5", "hJ2kL9"].concat();
     format!("ghp_{body}")
 }
+
+/// Returns the authorized-keys file of the [`Sshd`] started with `dir`. Replacing it (with
+/// a rename) changes which client keys the server accepts from the next connection on.
+pub fn sshd_authorized_keys(dir: &Path) -> PathBuf {
+    dir.join("sshd").join("authorized_keys")
+}
