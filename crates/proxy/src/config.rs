@@ -51,16 +51,28 @@ fn default_hold_timeout() -> u64 {
 
 impl SidecarConfig {
     /// Checks everything the proxy checks at start-up except the audit log: the routes,
-    /// the token of every `auth` route, the CA certificate and key, and every
-    /// `upstream_ca` file. The launcher calls it before starting the bottle, so a bad
+    /// the token of every `auth` route, the CA certificate and key, the known secrets and
+    /// every `upstream_ca` file. The launcher calls it before starting the bottle, so a bad
     /// policy stops the launch early.
     pub fn validate(&self) -> Result<(), crate::ProxyError> {
         let (policy, _) = crate::server::prepare_routes(self)?;
         crate::CertificateAuthority::from_pem(&self.ca_cert_pem, &self.ca_key_pem)?;
+        bottle_scanner::Scanner::try_new(&self.known_secret_values())?;
         for route in policy.routes() {
             crate::upstream::route_tls_config(route, &[])?;
         }
         Ok(())
+    }
+}
+
+impl SidecarConfig {
+    /// Returns every value the outbound DLP looks for: the token values and
+    /// `known_secrets`.
+    pub(crate) fn known_secret_values(&self) -> Vec<&str> {
+        let tokens = self.tokens.values().map(String::as_str);
+        tokens
+            .chain(self.known_secrets.iter().map(String::as_str))
+            .collect()
     }
 }
 

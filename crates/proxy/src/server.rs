@@ -25,7 +25,7 @@ use tokio_rustls::LazyConfigAcceptor;
 
 use crate::audit::{AuditLog, AuditRecord, Verdict};
 use crate::body::AuditedBody;
-use crate::dlp::{DlpFinding, Location};
+use crate::dlp::DlpFinding;
 use crate::doh::{self, DNS_RULE};
 use crate::headers::{inject_token, strip_hop_by_hop, token_value};
 use crate::inbound::{self, StreamInspector};
@@ -141,9 +141,7 @@ impl Proxy {
             })
             .collect();
 
-        let mut secrets: Vec<&str> = config.tokens.values().map(String::as_str).collect();
-        secrets.extend(config.known_secrets.iter().map(String::as_str));
-        let scanner = Scanner::try_new(&secrets)?;
+        let scanner = Scanner::try_new(&config.known_secret_values())?;
         let audit = AuditLog::open(&config.audit_log)?;
         Ok(Proxy {
             slug: config.slug,
@@ -537,12 +535,10 @@ impl Proxy {
             Ok(inspected) => inspected,
             Err(refusal) => {
                 seen.findings = refusal.findings;
-                self.scrub_seen(seen);
                 return self.refuse(seen, &refusal.rule, &refusal.reason);
             }
         };
         seen.findings = inspected.findings;
-        self.scrub_seen(seen);
         self.clone()
             .forward(inspected.request, tunnel, tls, &path, seen)
             .await
@@ -758,22 +754,15 @@ impl Proxy {
         Response::from_parts(parts, full(bytes))
     }
 
-    /// Keeps secrets that the DLP found in the host or path out of the audit record: the
-    /// path is redacted, and a host with a finding is recorded as `null`.
-    fn scrub_seen(&self, seen: &mut Seen) {
-        if seen.findings.is_empty() {
-            return;
+    /// Returns `text` with every value the scanner finds replaced by a marker, so request
+    /// data copied into the audit log (host, path, reason) never carries a secret, even
+    /// for requests refused before the DLP ran.
+    fn scrub(&self, text: &str) -> String {
+        let found = self.scanner.scan(text.as_bytes());
+        if found.is_empty() {
+            return text.to_owned();
         }
-        if let Some(path) = &seen.path {
-            let found = self.scanner.scan(path.as_bytes());
-            if !found.is_empty() {
-                let redacted = bottle_scanner::redact(path.as_bytes(), &found);
-                seen.path = Some(String::from_utf8_lossy(&redacted).into_owned());
-            }
-        }
-        if seen.findings.iter().any(|f| f.location == Location::Host) {
-            seen.host = None;
-        }
+        String::from_utf8_lossy(&bottle_scanner::redact(text.as_bytes(), &found)).into_owned()
     }
 
     /// Answers a request for the magic host with the route table.
@@ -842,10 +831,10 @@ impl Proxy {
         status: u16,
     ) -> AuditRecord {
         let mut record = AuditRecord::new(&seen.method, verdict, rule);
-        record.host = seen.host.as_ref().map(ToString::to_string);
+        record.host = seen.host.as_ref().map(|host| self.scrub(&host.to_string()));
         record.port = seen.port;
-        record.path.clone_from(&seen.path);
-        record.reason = reason.map(str::to_owned);
+        record.path = seen.path.as_deref().map(|path| self.scrub(path));
+        record.reason = reason.map(|reason| self.scrub(reason));
         record.status = status;
         record.findings.clone_from(&seen.findings);
         record

