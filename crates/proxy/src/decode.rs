@@ -164,6 +164,37 @@ mod tests {
         );
     }
 
+    /// Builds a brotli stream that stores `data` in one uncompressed meta-block (at most
+    /// 65536 bytes), written by hand from the brotli format (RFC 7932, section 9.2).
+    fn brotli_stored(data: &[u8]) -> Vec<u8> {
+        let length = u32::try_from(data.len() - 1).expect("short");
+        // WBITS = 16 (one 0 bit), ISLAST = 0, MNIBBLES = 4 (00), MLEN - 1 in 16 bits,
+        // ISUNCOMPRESSED = 1, then padding to the byte boundary.
+        let header = (length << 4) | (1 << 20);
+        let mut out = header.to_le_bytes()[..3].to_vec();
+        out.extend_from_slice(data);
+        // A last, empty meta-block: ISLAST = 1, ISLASTEMPTY = 1.
+        out.push(0b11);
+        out
+    }
+
+    #[test]
+    fn decodes_brotli_and_zstd() {
+        let body = brotli_stored(b"brotli text");
+        assert_eq!(
+            decode_body(&headers("br"), &body).expect("decodes"),
+            b"brotli text"
+        );
+        let zstd = ruzstd::encoding::compress_to_vec(
+            &b"zstd text"[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        assert_eq!(
+            decode_body(&headers("zstd"), &zstd).expect("decodes"),
+            b"zstd text"
+        );
+    }
+
     #[test]
     fn refuses_unknown_and_corrupt() {
         assert!(matches!(
@@ -172,6 +203,10 @@ mod tests {
         ));
         assert!(matches!(
             decode_body(&headers("gzip"), b"not gzip"),
+            Err(DecodeError::Corrupt(_))
+        ));
+        assert!(matches!(
+            decode_body(&headers("br"), &[0xff, 0xff, 0xff, 0xff]),
             Err(DecodeError::Corrupt(_))
         ));
         assert!(matches!(

@@ -17,9 +17,6 @@ const DOT_PORT: u16 = 853;
 /// Media types of DoH requests and answers.
 const DNS_MEDIA_TYPES: &[&str] = &["application/dns-message", "application/dns-json"];
 
-/// Paths that DoH servers use.
-const DNS_PATHS: &[&str] = &["/dns-query", "/resolve"];
-
 /// Public resolvers that serve DoH or DoT, refused at CONNECT even when a route allows them.
 const RESOLVER_HOSTS: &[&str] = &[
     "dns.google",
@@ -100,16 +97,16 @@ pub(crate) fn connect_reason(host: &str, port: u16) -> Option<String> {
 pub(crate) fn request_reason(path: &str, headers: &HeaderMap) -> Option<String> {
     let lower = path.to_ascii_lowercase();
     let trimmed = lower.trim_end_matches('/');
-    if DNS_PATHS
-        .iter()
-        .any(|p| trimmed == *p || trimmed.ends_with(p))
-    {
+    // `/dns-query` is specific to DoH wherever it sits; `/resolve` only as the whole
+    // path, because APIs use it as a last segment for other things.
+    if trimmed == "/resolve" || trimmed.ends_with("/dns-query") {
+        let endpoint = if trimmed == "/resolve" {
+            "/resolve"
+        } else {
+            "/dns-query"
+        };
         return Some(format!(
-            "path {} is a DNS-over-HTTPS endpoint, which is never allowed",
-            DNS_PATHS
-                .iter()
-                .find(|p| trimmed.ends_with(*p))
-                .expect("one matched")
+            "path {endpoint} is a DNS-over-HTTPS endpoint, which is never allowed"
         ));
     }
     for name in [CONTENT_TYPE, ACCEPT] {
@@ -165,5 +162,6 @@ mod tests {
         // Positive control: an ordinary request passes.
         assert!(request_reason("/v1/resolver-status", &empty).is_none());
         assert!(request_reason("/v1/me", &empty).is_none());
+        assert!(request_reason("/v1/issues/1/resolve", &empty).is_none());
     }
 }

@@ -37,6 +37,16 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     encoder.finish().expect("finish")
 }
 
+/// Builds a brotli stream with one uncompressed meta-block (RFC 7932, section 9.2).
+fn brotli_stored(data: &[u8]) -> Vec<u8> {
+    let length = u32::try_from(data.len() - 1).expect("short");
+    let header = (length << 4) | (1 << 20);
+    let mut out = header.to_le_bytes()[..3].to_vec();
+    out.extend_from_slice(data);
+    out.push(0b11);
+    out
+}
+
 async fn send(
     fixture: &Fixture,
     proxy: std::net::SocketAddr,
@@ -73,6 +83,14 @@ async fn block_refuses_secrets_in_every_request_part() {
                 "/upload",
                 &[("content-encoding", "gzip")],
                 gzip(body.as_bytes()),
+            ),
+        ),
+        (
+            "body",
+            post(
+                "/upload",
+                &[("content-encoding", "br")],
+                brotli_stored(body.as_bytes()),
             ),
         ),
         (
