@@ -20,7 +20,7 @@ pub enum ForgeError {
         reason: String,
     },
 
-    /// The forge answered with an unexpected HTTP status. `detail` is the forge's own
+    /// The forge returned an unexpected HTTP status. `detail` is the forge's own
     /// message, shortened, with the token removed if the forge echoed it.
     #[error("{operation} for repo '{repo}' failed: HTTP {status}: {detail}")]
     Status {
@@ -30,7 +30,7 @@ pub enum ForgeError {
         detail: String,
     },
 
-    /// The forge answered 2xx with a body that is not what its API documents.
+    /// The forge returned 2xx with a body that is not what its API documents.
     #[error("{operation} for repo '{repo}' failed: invalid response: {reason}")]
     InvalidResponse {
         operation: &'static str,

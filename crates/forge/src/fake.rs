@@ -1,6 +1,6 @@
 //! A fake Gitea for tests: the repository deploy-key endpoints with real state on
-//! 127.0.0.1, which writes every registered key into an `sshd` authorized-keys file, so
-//! a key registered through it really opens SSH access and a deleted key really closes it.
+//! 127.0.0.1. It writes every registered key into an `sshd` authorized-keys file, so a
+//! key registered through it really opens SSH access and a deleted key closes it again.
 //!
 //! Built only with the `fake-forge` feature.
 
@@ -95,7 +95,7 @@ impl FakeGitea {
         self.state.lock().expect("fake forge state").keys.clone()
     }
 
-    /// Makes every later delete answer `status` (with the key kept), or restores normal
+    /// Makes every later delete return `status` (with the key kept), or restores normal
     /// deletes with `None`.
     pub fn fail_deletes_with(&self, status: Option<u16>) {
         self.state.lock().expect("fake forge state").delete_failure = status;

@@ -20,7 +20,7 @@ use crate::error::ForgeError;
 /// Largest response body read from a forge.
 const MAX_RESPONSE_BYTES: usize = 1 << 20;
 
-/// Where a forge's API lives, checked once.
+/// Location of a forge's API, checked once.
 #[derive(Debug, Clone)]
 pub(crate) struct ApiBase {
     tls: bool,

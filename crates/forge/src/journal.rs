@@ -29,7 +29,7 @@ pub struct JournalEntry {
     pub api_url: String,
     /// Repository path on the forge, `owner/name`.
     pub repo: String,
-    /// Host variable that holds the forge token.
+    /// Host variable that contains the forge token.
     pub token_env: String,
     /// Title of the key on the forge; it contains the bottle's slug.
     pub title: String,
@@ -118,7 +118,7 @@ impl Journal {
     /// renamed over the journal.
     fn write(&self, keys: Vec<JournalEntry>) -> Result<(), ForgeError> {
         // TODO(concurrency): a teardown and a `bottle gc` that update the same journal at
-        // once can lose one update; the launcher's state lock is expected to prevent it.
+        // once can lose one update. Nothing here locks the file.
         let dir = self.path.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(dir).map_err(|error| self.error(format!("cannot create: {error}")))?;
         let file = JournalFile {

@@ -7,14 +7,14 @@ use crate::forge::{Forge, ForgeToken, Provider, connect, validate_repo};
 use crate::journal::{Journal, JournalEntry, find_journals};
 use crate::key::generate_key;
 
-/// What to provision for one repo of a bottle.
+/// Request to provision a deploy key for one repo of a bottle.
 #[derive(Debug, Clone)]
 pub struct KeyRequest {
     pub provider: Provider,
     pub api_url: String,
     /// Repository path on the forge, `owner/name`.
     pub repo: String,
-    /// Host variable that holds the forge token; recorded so `gc` can find the token.
+    /// Host variable that contains the forge token. It is recorded so `gc` can find the token.
     pub token_env: String,
     pub read_only: bool,
     /// Title of the key on the forge; build it with [`key_title`].
@@ -120,7 +120,7 @@ pub async fn revoke_key(
     journal.remove(entry)
 }
 
-/// The `<type> <base64>` part of a public key line.
+/// Returns the `<type> <base64>` part of a public key line.
 fn key_material(line: &str) -> Vec<&str> {
     line.split_ascii_whitespace().take(2).collect()
 }
@@ -207,4 +207,13 @@ async fn revoke_into(
             }
         }
     }
+}
+
+/// Reads a forge token from the host variable `name`; an unset or empty variable gives
+/// `None`. Pass it to [`revoke_journal`] and [`gc`] as `&env_token`.
+pub fn env_token(name: &str) -> Option<ForgeToken> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .map(ForgeToken::new)
 }

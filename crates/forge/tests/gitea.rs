@@ -187,7 +187,7 @@ async fn server_error_keeps_key_for_gc() {
     assert_eq!(setup.fake.keys().len(), 1);
     assert!(entry.private_key.exists());
 
-    // A later gc without the token leaves the key too, and says which variable to set.
+    // A later gc without the token leaves the key too, and its error names the variable to set.
     let report = gc(&setup.state_root(), &no_token).await;
     assert_eq!(report.failed.len(), 1);
     assert!(report.failed[0].1.to_string().contains(TOKEN_ENV));
@@ -289,7 +289,7 @@ async fn failed_registration_leaves_record() {
         "{error:?}"
     );
     // The clean-up could not list keys with that token either, so the pending entry
-    // stays for gc, which holds the right token and finds nothing to delete.
+    // stays for gc, which has the right token and finds nothing to delete.
     let entries = journal.entries().unwrap();
     assert_eq!(entries.len(), 1);
     assert_eq!(entries[0].key_id, None);

@@ -92,8 +92,8 @@ pub(crate) fn check_update(
 /// would read as something else (`HEAD`, `@`, a name ending in `/HEAD`). git's receive-pack
 /// checks the format too; this copy keeps the policy safe without relying on it.
 pub(crate) fn validate_ref_name(name: &str) -> Result<(), String> {
-    let shown = name.escape_debug();
-    let invalid = |why: &str| Err(format!("invalid ref name '{shown}': {why}"));
+    let display_name = name.escape_debug();
+    let invalid = |why: &str| Err(format!("invalid ref name '{display_name}': {why}"));
     if name.len() > 1024 {
         return invalid("longer than 1024 bytes");
     }

@@ -27,7 +27,7 @@ fn git_with_input(client: &Client, work: &Path, args: &[&str], input: &[u8]) -> 
     String::from_utf8(output.stdout).unwrap().trim().to_owned()
 }
 
-/// Builds a commit on top of `HEAD` whose root tree holds one directory `dir_name` with
+/// Builds a commit on top of `HEAD` whose root tree contains one directory `dir_name` with
 /// one file `config`; returns the commit id.
 fn commit_with_directory(client: &Client, work: &Path, dir_name: &str) -> String {
     let blob = git_with_input(
@@ -360,7 +360,7 @@ fn symlinks_are_not_followed() {
     let client = Client::new(&world, "agent", &gate, &[repo]);
     let work = client.clone(&world.url(), "work");
 
-    // A host file outside every repository that holds a known secret.
+    // A host file outside every repository that contains a known secret.
     let host_file = world.path().join("host-secret.txt");
     std::fs::write(&host_file, format!("{known}\n")).unwrap();
     std::os::unix::fs::symlink(&host_file, work.join("leak")).unwrap();
@@ -386,4 +386,64 @@ fn symlinks_are_not_followed() {
         upstream_ref(&world.upstream, "refs/heads/main"),
         Some(links)
     );
+}
+
+#[test]
+fn tag_push_scans_tagged_commits() {
+    let world = World::new();
+    let mut repo = world.repo();
+    repo.push.tags = true;
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let refs_before = upstream_refs(&world.upstream);
+
+    // The commit is on no pushed branch: only the tag brings it.
+    let dirty = client.commit_file(
+        &work,
+        "deploy.env",
+        &format!("TOKEN={}\n", fake_github_token()),
+        "Add settings",
+    );
+    client.git_ok(&work, &["tag", "-a", "v9", "-m", "Release"]);
+    client.git_ok(&work, &["tag", "light"]);
+    for tag in ["v9", "light"] {
+        let output = client.git(&work, &["push", "origin", tag]);
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{tag}: {text}");
+        assert!(
+            text.contains(&format!("commit {dirty}, file deploy.env")),
+            "{tag}: {text}"
+        );
+    }
+    assert_eq!(upstream_refs(&world.upstream), refs_before);
+
+    // Positive control: a tag of a clean commit goes through.
+    client.git_ok(&work, &["reset", "--quiet", "--hard", "HEAD~1"]);
+    client.commit_file(&work, "deploy.env", "TOKEN=\n", "Add settings");
+    client.git_ok(&work, &["tag", "-a", "v10", "-m", "Release"]);
+    client.git_ok(&work, &["push", "--quiet", "origin", "v10"]);
+    assert!(upstream_ref(&world.upstream, "refs/tags/v10").is_some());
+}
+
+#[test]
+fn push_options_are_refused() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    client.commit_file(
+        &work,
+        "key.txt",
+        &format!("{}\n", fake_github_token()),
+        "Add key",
+    );
+    let output = client.git(&work, &["push", "-o", "skip-scan", "origin", "main"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("push options"), "{text}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
 }
