@@ -2,7 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ssh_key::rand_core::OsRng;
@@ -20,8 +20,9 @@ pub struct GeneratedKey {
 }
 
 /// Generates an ed25519 key pair and writes the private half to `dir/file_name` with mode
-/// 0600. The file must not exist yet (`create_new`), so a stale or planted file is never
-/// reused. `comment` becomes the public key's comment.
+/// 0600. `dir` is created with mode 0700 if it is missing. The file must not exist yet
+/// (`create_new`), so a stale or planted file is never reused. `comment` becomes the
+/// public key's comment.
 pub fn generate_key(
     dir: &Path,
     file_name: &str,
@@ -45,6 +46,14 @@ pub fn generate_key(
         .map_err(|error| ForgeError::KeyGeneration(error.to_string()))?;
 
     let path = dir.join(file_name);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| ForgeError::KeyFile {
+            path: dir.to_owned(),
+            source,
+        })?;
     let key_error = |source| ForgeError::KeyFile {
         path: path.clone(),
         source,
@@ -88,6 +97,15 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         let parsed = PrivateKey::from_openssh(&text).expect("parse");
         assert_eq!(parsed.algorithm(), Algorithm::Ed25519);
+    }
+
+    #[test]
+    fn missing_dir_is_created_private() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let keys = dir.path().join("state/keys");
+        generate_key(&keys, "widgets", "c").expect("generate");
+        let mode = std::fs::metadata(&keys).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 
     #[test]

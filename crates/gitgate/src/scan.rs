@@ -444,7 +444,133 @@ async fn first_commits(
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
     use super::*;
+    use crate::config::{GateRepo, PushPolicy};
+    use crate::git::SshTarget;
+
+    /// Runs git in `dir` with `input` on stdin and returns its trimmed stdout.
+    fn git(dir: &Path, args: &[&str], input: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("git")
+            .current_dir(dir)
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "A")
+            .env("GIT_AUTHOR_EMAIL", "a@example.org")
+            .env("GIT_COMMITTER_NAME", "A")
+            .env("GIT_COMMITTER_EMAIL", "a@example.org")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run git");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(input)
+            .expect("write");
+        let output = child.wait_with_output().expect("wait");
+        assert!(output.status.success(), "git {args:?} failed");
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .trim()
+            .to_owned()
+    }
+
+    /// A bare repository standing in for a mirror, with no quarantine.
+    fn bare_mirror(dir: &Path) -> (Mirror, Quarantine) {
+        git(dir, &["init", "--quiet", "--bare", "m.git"], b"");
+        let mirror_dir = dir.join("m.git");
+        let mirror = Mirror {
+            repo: GateRepo {
+                name: "m".into(),
+                url: "git@forge.example.org:team/m.git".into(),
+                host_keys: vec![],
+                identity: "/nonexistent".into(),
+                push: PushPolicy::default(),
+            },
+            dir: mirror_dir.clone(),
+            home: dir.to_owned(),
+            ssh: SshTarget {
+                identity: "/nonexistent".into(),
+                known_hosts: "/nonexistent".into(),
+                connect_timeout: Duration::from_secs(1),
+            },
+            upstream_timeout: Duration::from_secs(60),
+            lock: tokio::sync::Mutex::new(()),
+        };
+        let quarantine = Quarantine {
+            object_directory: None,
+            mirror_objects: mirror_dir.join("objects"),
+        };
+        (mirror, quarantine)
+    }
+
+    #[tokio::test]
+    async fn missing_objects_fail_closed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (mirror, quarantine) = bare_mirror(dir.path());
+        let scanner = Scanner::new::<&str>(&[]);
+
+        // Positive control: a commit whose tree and blob exist scans clean.
+        let blob = git(&mirror.dir, &["hash-object", "-w", "--stdin"], b"plain\n");
+        let tree = git(
+            &mirror.dir,
+            &["mktree"],
+            format!("100644 blob {blob}\ta.txt\n").as_bytes(),
+        );
+        let commit = git(&mirror.dir, &["commit-tree", &tree, "-m", "ok"], b"");
+        let findings = scan_push(&mirror, &quarantine, &scanner, &[commit], 1 << 20)
+            .await
+            .expect("a complete commit scans");
+        assert!(findings.is_empty());
+
+        // A tip that does not exist.
+        let absent = "1".repeat(40);
+        let error = scan_push(&mirror, &quarantine, &scanner, &[absent], 1 << 20).await;
+        assert!(error.is_err(), "{error:?}");
+
+        // A commit whose tree is missing.
+        let broken = format!(
+            "tree {}\nauthor A <a@example.org> 0 +0000\ncommitter A <a@example.org> 0 +0000\n\nx\n",
+            "2".repeat(40)
+        );
+        let commit = git(
+            &mirror.dir,
+            &[
+                "hash-object",
+                "-w",
+                "-t",
+                "commit",
+                "--literally",
+                "--stdin",
+            ],
+            broken.as_bytes(),
+        );
+        let error = scan_push(&mirror, &quarantine, &scanner, &[commit], 1 << 20).await;
+        assert!(error.is_err(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn malformed_tree_fails_closed() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let (mirror, quarantine) = bare_mirror(dir.path());
+        let scanner = Scanner::new::<&str>(&[]);
+        // A tree object whose entry is cut off before its object id ends.
+        let tree = git(
+            &mirror.dir,
+            &["hash-object", "-w", "-t", "tree", "--literally", "--stdin"],
+            b"100644 a.txt\0short",
+        );
+        let objects = vec![(tree, String::new())];
+        let error = scan_objects(&mirror, &quarantine, &scanner, &objects, 1 << 20).await;
+        let error = error.err().expect("a malformed tree is an error");
+        assert!(error.contains("is malformed"), "{error}");
+    }
 
     #[test]
     fn tree_names_parse() {
