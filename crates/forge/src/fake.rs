@@ -1,5 +1,5 @@
-//! A fake Gitea for tests: the repository deploy-key endpoints with real state on
-//! 127.0.0.1. It writes every registered key into an `sshd` authorized-keys file, so a
+//! A fake forge for tests: the repository deploy-key endpoints of Gitea, GitHub or GitLab
+//! with real state on 127.0.0.1. It writes every registered key into an `sshd` authorized-keys file, so a
 //! key registered through it really opens SSH access and a deleted key closes it again.
 //!
 //! Built only with the `fake-forge` feature.
@@ -15,6 +15,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 
+use crate::forge::Provider;
+
 /// One key registered with the fake forge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FakeKey {
@@ -27,6 +29,7 @@ pub struct FakeKey {
 
 #[derive(Debug)]
 struct State {
+    provider: Provider,
     token: String,
     authorized_keys: PathBuf,
     /// Lines of the authorized-keys file that were there before the fake started.
@@ -37,9 +40,9 @@ struct State {
     requests: Vec<String>,
 }
 
-/// The fake Gitea on its own thread; stopped on drop.
+/// The fake forge on its own thread; stopped on drop.
 #[derive(Debug)]
-pub struct FakeGitea {
+pub struct FakeForge {
     /// The `api_url` to give the client: `http://127.0.0.1:<port>`.
     pub base_url: String,
     state: Arc<Mutex<State>>,
@@ -48,11 +51,19 @@ pub struct FakeGitea {
 }
 
 impl FakeGitea {
-    /// Starts the fake. Requests must carry `Authorization: token <token>`. Registered keys
-    /// are appended to the current contents of `authorized_keys`.
-    pub fn start(token: &str, authorized_keys: PathBuf) -> FakeGitea {
+    /// Starts a fake Gitea; see [`FakeForge::start_for`].
+    pub fn start(token: &str, authorized_keys: PathBuf) -> FakeForge {
+        FakeForge::start_for(Provider::Gitea, token, authorized_keys)
+    }
+
+    /// Starts a fake of `provider`. Requests must carry the token the way that forge
+    /// expects it: `Authorization: token <token>` (Gitea), `Authorization: Bearer <token>`
+    /// (GitHub) or `PRIVATE-TOKEN: <token>` (GitLab). Registered keys are appended to the
+    /// current contents of `authorized_keys`.
+    pub fn start_for(provider: Provider, token: &str, authorized_keys: PathBuf) -> FakeForge {
         let base_lines = std::fs::read_to_string(&authorized_keys).unwrap_or_default();
         let state = Arc::new(Mutex::new(State {
+            provider,
             token: token.to_owned(),
             authorized_keys,
             base_lines,
@@ -82,7 +93,7 @@ impl FakeGitea {
                 }
             });
         });
-        FakeGitea {
+        FakeForge {
             base_url,
             state,
             stop: Some(stop),
@@ -111,7 +122,7 @@ impl FakeGitea {
     }
 }
 
-impl Drop for FakeGitea {
+impl Drop for FakeForge {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -144,8 +155,12 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<Mutex<State>>
 struct CreateKey {
     title: String,
     key: String,
+    /// Gitea and GitHub.
     #[serde(default)]
     read_only: bool,
+    /// GitLab.
+    #[serde(default)]
+    can_push: Option<bool>,
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
@@ -169,11 +184,14 @@ fn key_json(key: &FakeKey) -> serde_json::Value {
 async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
-    let authorization = request
-        .headers()
-        .get("authorization")
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    };
+    let (authorization, private_token) = (header("authorization"), header("private-token"));
     let body = match request.into_body().collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return message(StatusCode::BAD_REQUEST, "unreadable body"),
@@ -181,20 +199,16 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
 
     let mut state = state.lock().expect("fake forge state");
     state.requests.push(format!("{method} {path}"));
-    if authorization.as_deref() != Some(format!("token {}", state.token).as_str()) {
+    let authorized = match state.provider {
+        Provider::Gitea => authorization == Some(format!("token {}", state.token)),
+        Provider::Github => authorization == Some(format!("Bearer {}", state.token)),
+        Provider::Gitlab => private_token.as_deref() == Some(state.token.as_str()),
+    };
+    if !authorized {
         return message(StatusCode::UNAUTHORIZED, "token is required");
     }
-    // `/api/v1/repos/<owner>/<repo>/keys[/<id>]`
-    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (repo, id) = match parts.as_slice() {
-        ["api", "v1", "repos", owner, name, "keys"] => (format!("{owner}/{name}"), None),
-        ["api", "v1", "repos", owner, name, "keys", id] => {
-            let Ok(id) = id.parse::<u64>() else {
-                return message(StatusCode::NOT_FOUND, "not found");
-            };
-            (format!("{owner}/{name}"), Some(id))
-        }
-        _ => return message(StatusCode::NOT_FOUND, "not found"),
+    let Some((repo, id)) = route(state.provider, &path) else {
+        return message(StatusCode::NOT_FOUND, "not found");
     };
 
     match (method, id) {
@@ -212,7 +226,7 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
                 id,
                 title: create.title,
                 key: create.key,
-                read_only: create.read_only,
+                read_only: create.can_push.map_or(create.read_only, |push| !push),
             };
             let body = key_json(&key);
             state.keys.push(key);
@@ -248,6 +262,28 @@ async fn handle(state: Arc<Mutex<State>>, request: Request<Incoming>) -> Respons
     }
 }
 
+/// Splits a deploy-key path into the repo and the key id:
+/// `/api/v1/repos/<owner>/<repo>/keys[/<id>]` (Gitea), `/repos/<owner>/<repo>/keys[/<id>]`
+/// (GitHub) or `/api/v4/projects/<url-encoded path>/deploy_keys[/<id>]` (GitLab).
+fn route(provider: Provider, path: &str) -> Option<(String, Option<u64>)> {
+    let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (repo, rest) = match (provider, parts.as_slice()) {
+        (Provider::Gitea, ["api", "v1", "repos", owner, name, "keys", rest @ ..])
+        | (Provider::Github, ["repos", owner, name, "keys", rest @ ..]) => {
+            (format!("{owner}/{name}"), rest)
+        }
+        (Provider::Gitlab, ["api", "v4", "projects", project, "deploy_keys", rest @ ..]) => {
+            (project.replace("%2F", "/").replace("%2f", "/"), rest)
+        }
+        _ => return None,
+    };
+    match rest {
+        [] => Some((repo, None)),
+        [id] => id.parse().ok().map(|id| (repo, Some(id))),
+        _ => None,
+    }
+}
+
 /// Rewrites the authorized-keys file: the original lines, then one line per key. The
 /// file is replaced by a rename, so `sshd` never reads half of it.
 fn write_authorized_keys(state: &State) {
@@ -263,3 +299,6 @@ fn write_authorized_keys(state: &State) {
     std::fs::write(&temporary, text).expect("write the authorized-keys file");
     std::fs::rename(&temporary, &state.authorized_keys).expect("replace the authorized-keys file");
 }
+
+/// The fake Gitea that earlier tests start with [`FakeForge::start`].
+pub type FakeGitea = FakeForge;
