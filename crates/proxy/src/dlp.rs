@@ -26,6 +26,8 @@ pub enum Location {
     Body,
     /// Across two or more parts.
     Spanning,
+    /// A WebSocket message from the agent.
+    WebSocket,
 }
 
 impl std::fmt::Display for Location {
@@ -37,6 +39,7 @@ impl std::fmt::Display for Location {
             Location::Header(name) => write!(f, "header {name}"),
             Location::Body => f.write_str("body"),
             Location::Spanning => f.write_str("several parts"),
+            Location::WebSocket => f.write_str("a WebSocket message"),
         }
     }
 }

@@ -32,6 +32,7 @@ mod outbound;
 mod response;
 mod server;
 mod upstream;
+mod websocket;
 
 use std::sync::Arc;
 

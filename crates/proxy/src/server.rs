@@ -10,7 +10,7 @@ use bottle_policy::{
     CompiledRoute, Decision, Host, InboundDetector, Policy, RequestInfo, canonicalize_path,
     parse_authority, query_keys_only,
 };
-use bottle_scanner::Scanner;
+use bottle_scanner::{Detector, Scanner};
 use bytes::Bytes;
 use http::header::{HOST, HeaderName, HeaderValue, UPGRADE};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
@@ -20,12 +20,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls::server::Acceptor;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::audit::{AuditLog, AuditRecord, Verdict};
 use crate::body::AuditedBody;
-use crate::dlp::DlpFinding;
+use crate::dlp::{self, DlpFinding};
 use crate::doh::{self, DNS_RULE};
 use crate::headers::{inject_token, strip_hop_by_hop, token_value};
 use crate::inbound::{self, StreamInspector};
@@ -34,6 +35,7 @@ use crate::magic::{self, MAGIC_HOST, MAGIC_RULE};
 use crate::outbound::{self, Checks};
 use crate::response::{ProxyBody, deny, full, own_response};
 use crate::upstream::{self, UpstreamError, UpstreamSender};
+use crate::websocket::FrameScanner;
 use crate::{CertificateAuthority, ProxyError, SidecarConfig};
 
 /// Rule id of refusals that come from protocol checks rather than from a route.
@@ -567,6 +569,8 @@ impl Proxy {
             parts
                 .headers
                 .insert(UPGRADE, HeaderValue::from_static("websocket"));
+            // Compressed frames cannot be scanned, so no extension is negotiated.
+            parts.headers.remove("sec-websocket-extensions");
         }
         let scan_inbound = route
             .route
@@ -655,7 +659,14 @@ impl Proxy {
         match (agent_upgrade, switching) {
             (Some(agent_upgrade), true) => {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
-                tokio::spawn(bridge_upgraded(agent_upgrade, upstream_upgrade));
+                let detectors = dlp::detectors(&route.route.dlp.outbound_detectors);
+                let relay = self.clone().bridge_upgraded(
+                    agent_upgrade,
+                    upstream_upgrade,
+                    detectors,
+                    seen.clone(),
+                );
+                tokio::spawn(relay);
             }
             (None, true) => {
                 let err = UpstreamError::UnexpectedUpgrade {
@@ -763,6 +774,65 @@ impl Proxy {
             return text.to_owned();
         }
         String::from_utf8_lossy(&bottle_scanner::redact(text.as_bytes(), &found)).into_owned()
+    }
+
+    /// Relays an upgraded WebSocket connection until either side closes. Frames from the
+    /// agent are scanned message by message; a finding closes the connection and is
+    /// recorded. Frames from the upstream are relayed as they are.
+    async fn bridge_upgraded(
+        self: Arc<Self>,
+        agent: hyper::upgrade::OnUpgrade,
+        upstream: hyper::upgrade::OnUpgrade,
+        detectors: Vec<Detector>,
+        seen: Seen,
+    ) {
+        let (agent, upstream) = match tokio::try_join!(agent, upstream) {
+            Ok(pair) => pair,
+            Err(err) => {
+                tracing::debug!(error = %err, "WebSocket upgrade failed");
+                return;
+            }
+        };
+        let (mut agent_read, mut agent_write) = tokio::io::split(TokioIo::new(agent));
+        let (mut upstream_read, mut upstream_write) = tokio::io::split(TokioIo::new(upstream));
+        // TODO(inbound): frames from the upstream are not scanned for prompt injection.
+        let downstream = tokio::io::copy(&mut upstream_read, &mut agent_write);
+        let upstream_side = async {
+            let mut frames = FrameScanner::default();
+            let mut buffer = vec![0u8; 16 * 1024];
+            loop {
+                let read = agent_read.read(&mut buffer).await?;
+                if read == 0 {
+                    upstream_write.shutdown().await?;
+                    return Ok::<_, std::io::Error>(None);
+                }
+                match frames.push(&buffer[..read], &self.scanner, &detectors) {
+                    Ok(forward) => upstream_write.write_all(&forward).await?,
+                    Err(violation) => return Ok(Some(violation)),
+                }
+            }
+        };
+        let violation = tokio::select! {
+            result = downstream => {
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "WebSocket relay ended with an error");
+                }
+                None
+            }
+            result = upstream_side => result.unwrap_or_else(|err| {
+                tracing::debug!(error = %err, "WebSocket relay ended with an error");
+                None
+            }),
+        };
+        if let Some(violation) = violation {
+            let rule = violation
+                .findings
+                .first()
+                .map_or_else(|| PROTOCOL_RULE.to_owned(), |f| format!("dlp:{}", f.rule));
+            let mut seen = seen;
+            seen.findings = violation.findings;
+            self.record(&seen, Verdict::Deny, &rule, Some(&violation.reason), 101, 0);
+        }
     }
 
     /// Answers a request for the magic host with the route table.
@@ -929,25 +999,6 @@ fn is_websocket_handshake<B>(request: &Request<B>) -> bool {
     request.method() == Method::GET
         && request.version() == Version::HTTP_11
         && matches!(upgrades.as_slice(), [value] if value.as_bytes().eq_ignore_ascii_case(b"websocket"))
-}
-
-/// Relays bytes between the agent's and the upstream's upgraded connections until either
-/// side closes.
-async fn bridge_upgraded(agent: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    // TODO(dlp): WebSocket frames are relayed without inspection; outbound scanning of
-    // frames belongs with the DLP.
-    let (agent, upstream) = match tokio::try_join!(agent, upstream) {
-        Ok(pair) => pair,
-        Err(err) => {
-            tracing::debug!(error = %err, "WebSocket upgrade failed");
-            return;
-        }
-    };
-    let mut agent = TokioIo::new(agent);
-    let mut upstream = TokioIo::new(upstream);
-    if let Err(err) = tokio::io::copy_bidirectional(&mut agent, &mut upstream).await {
-        tracing::debug!(error = %err, "WebSocket relay ended with an error");
-    }
 }
 
 /// Returns the length of the body [`own_response`] writes for `message`.

@@ -332,3 +332,69 @@ async fn audit_log_never_records_a_secret() {
     );
     assert!(!fixture.audit_text().contains(KNOWN_SECRET));
 }
+
+#[tokio::test]
+async fn websocket_message_with_secret_closes_connection() {
+    use bottle_testkit::client::{send_http1_upgrade, tls_handshake};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let fixture = Fixture::new().await;
+    let mut ws_route = route(&fixture, OnMatch::Redact);
+    ws_route.websocket = true;
+    let proxy = fixture.start_proxy(vec![ws_route]).await;
+
+    let (reply, stream) = fixture.connect(proxy, API_AUTHORITY).await;
+    assert_eq!(reply.status, 200);
+    let tls = tls_handshake(stream, fixture.agent_tls(&[b"http/1.1"]), API)
+        .await
+        .expect("TLS");
+    let request = http::Request::get("/ws")
+        .header("host", API)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-extensions", "permessage-deflate")
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let (status, upgraded) = send_http1_upgrade(tls, request).await.expect("reply");
+    assert_eq!(status, 101);
+    let mut upgraded = upgraded.expect("upgraded");
+
+    // Positive control: a clean message is relayed (the upstream echoes it).
+    let clean = common::client_frame(b"hello");
+    upgraded.write_all(&clean).await.expect("write");
+    let mut echo = vec![0u8; clean.len()];
+    upgraded.read_exact(&mut echo).await.expect("echo");
+    assert_eq!(echo, clean);
+
+    // A message with the secret never reaches the upstream, and the connection closes.
+    let leak = common::client_frame(format!("note {KNOWN_SECRET}").as_bytes());
+    upgraded.write_all(&leak).await.expect("write");
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        upgraded.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(
+        closed.is_ok(),
+        "the proxy kept the connection open after the leak"
+    );
+    assert!(rest.is_empty(), "the upstream echoed the leaking frame");
+
+    let records = fixture
+        .audit_until(|r| r["rule"] == "dlp:known-secret")
+        .await;
+    let record = records
+        .iter()
+        .find(|r| r["rule"] == "dlp:known-secret")
+        .expect("record");
+    assert_eq!(record["findings"][0]["location"]["part"], "websocket");
+    let requests = fixture.requests();
+    assert!(
+        requests[0]
+            .header_values("sec-websocket-extensions")
+            .is_empty()
+    );
+}

@@ -633,10 +633,12 @@ async fn websocket_through(fixture: &Fixture, proxy: std::net::SocketAddr) -> (u
     let Some(mut upgraded) = upgraded else {
         return (status.as_u16(), Vec::new());
     };
-    upgraded.write_all(b"frame-bytes").await.expect("write");
-    let mut echo = vec![0u8; 11];
+    let frame = common::client_frame(b"frame-bytes");
+    upgraded.write_all(&frame).await.expect("write");
+    let mut echo = vec![0u8; frame.len()];
     upgraded.read_exact(&mut echo).await.expect("read the echo");
-    (status.as_u16(), echo)
+    assert_eq!(echo, frame);
+    (status.as_u16(), b"frame-bytes".to_vec())
 }
 
 #[tokio::test]

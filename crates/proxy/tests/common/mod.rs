@@ -222,3 +222,14 @@ pub fn prefix_rule(prefix: &str, methods: &[&str]) -> Match {
         headers: Vec::new(),
     }
 }
+
+/// Builds one masked WebSocket text frame, as a client sends it.
+pub fn client_frame(payload: &[u8]) -> Vec<u8> {
+    let mask = [0x1a, 0x2b, 0x3c, 0x4d];
+    let length = u8::try_from(payload.len()).expect("payload under 126 bytes");
+    assert!(length < 126, "payload under 126 bytes");
+    let mut frame = vec![0x81, 0x80 | length];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
