@@ -26,5 +26,6 @@ pub use forge::{
 pub use journal::{JOURNAL_FILE, Journal, JournalEntry, find_journals};
 pub use key::{GeneratedKey, generate_key};
 pub use provision::{
-    KeyRequest, RevokeReport, env_token, gc, key_title, provision_key, revoke_journal, revoke_key,
+    KEY_DIR, KeyRequest, ProvisionSettings, RevokeReport, env_token, gc, key_title, provision_key,
+    provision_repo_key, revoke_journal, revoke_key,
 };

@@ -217,3 +217,56 @@ pub fn env_token(name: &str) -> Option<ForgeToken> {
         .filter(|value| !value.is_empty())
         .map(ForgeToken::new)
 }
+
+/// A repo's `provisioned_key` settings from the bottle file.
+#[derive(Debug, Clone)]
+pub struct ProvisionSettings {
+    pub provider: Provider,
+    pub api_url: String,
+    /// Host variable that contains the forge token; only its name is recorded.
+    pub token_env: String,
+    pub read_only: bool,
+    /// The user's title; the slug and repo name are always appended.
+    pub title: Option<String>,
+}
+
+/// Name of the directory inside a bottle's state directory that keeps the private keys.
+pub const KEY_DIR: &str = "deploy-keys";
+
+/// Provisions the deploy key of one declared repo of a bottle, before the agent starts.
+///
+/// The forge repository path is taken from `upstream_url` (`git@host:owner/name.git` or
+/// `ssh://host/owner/name`). The private key goes to `<bottle_state_dir>/deploy-keys/<repo_name>`
+/// and the journal to `<bottle_state_dir>/deploy-keys.json`. The returned entry's
+/// `private_key` is the gate's identity file for this repo.
+pub async fn provision_repo_key(
+    bottle_state_dir: &Path,
+    slug: &str,
+    repo_name: &str,
+    upstream_url: &str,
+    settings: &ProvisionSettings,
+    token: ForgeToken,
+) -> Result<JournalEntry, ForgeError> {
+    let repo = crate::forge::repo_from_url(upstream_url).ok_or_else(|| {
+        ForgeError::Config(format!(
+            "repo '{repo_name}': cannot find owner/name in the upstream URL '{upstream_url}'"
+        ))
+    })?;
+    let forge = connect(settings.provider, &settings.api_url, token)?;
+    let request = KeyRequest {
+        provider: settings.provider,
+        api_url: settings.api_url.clone(),
+        repo,
+        token_env: settings.token_env.clone(),
+        read_only: settings.read_only,
+        title: key_title(slug, repo_name, settings.title.as_deref()),
+        key_file: repo_name.to_owned(),
+    };
+    provision_key(
+        forge.as_ref(),
+        &Journal::in_dir(bottle_state_dir),
+        &bottle_state_dir.join(KEY_DIR),
+        &request,
+    )
+    .await
+}

@@ -314,3 +314,47 @@ async fn unreachable_forge_is_request_error() {
     assert!(matches!(error, ForgeError::Request { .. }), "{error:?}");
     assert!(error.to_string().contains("team/widgets"), "{error}");
 }
+
+#[tokio::test]
+async fn repo_key_from_bottle_settings() {
+    let setup = Setup::new();
+    let state = setup.state_root().join("slug7");
+    let settings = bottle_forge::ProvisionSettings {
+        provider: Provider::Gitea,
+        api_url: setup.fake.base_url.clone(),
+        token_env: TOKEN_ENV.to_owned(),
+        read_only: false,
+        title: None,
+    };
+    let entry = bottle_forge::provision_repo_key(
+        &state,
+        "slug7",
+        "widgets",
+        "ssh://git@127.0.0.1:2222/team/widgets.git",
+        &settings,
+        ForgeToken::new(TOKEN),
+    )
+    .await
+    .unwrap();
+    assert_eq!(entry.repo, "team/widgets");
+    assert_eq!(entry.private_key, state.join("deploy-keys").join("widgets"));
+    assert_eq!(mode(&state.join("deploy-keys")), 0o700);
+    assert_eq!(Journal::in_dir(&state).entries().unwrap(), vec![entry]);
+
+    // Teardown with the token revokes it.
+    let report = revoke_journal(&Journal::in_dir(&state), &token_for).await;
+    assert!(report.is_clean(), "{:?}", report.failed);
+    assert!(setup.fake.keys().is_empty());
+
+    let error = bottle_forge::provision_repo_key(
+        &state,
+        "slug7",
+        "widgets",
+        "ssh://git@127.0.0.1:2222/widgets.git",
+        &settings,
+        ForgeToken::new(TOKEN),
+    )
+    .await
+    .expect_err("no owner in the URL");
+    assert!(error.to_string().contains("owner/name"), "{error}");
+}
