@@ -274,16 +274,24 @@ fn dotgit_look_alikes_rejected() {
     let work = client.clone(&world.url(), "work");
     let refs_before = upstream_refs(&world.upstream);
 
-    for name in [".GIT", ".git.", "git~1", ".Git "] {
+    // git's fsck (`hasDotgit`) rejects most of these itself. It checks only the short
+    // name `git~1`, so `GIT~2` reaches the gate's own check.
+    let cases = [
+        (".GIT", "hasDotgit"),
+        (".git.", "hasDotgit"),
+        ("git~1", "hasDotgit"),
+        (".Git ", "hasDotgit"),
+        (".g\u{200c}it", "hasDotgit"),
+        (".git::$INDEX_ALLOCATION", "hasDotgit"),
+        ("GIT~2", "look-alike of the .git directory"),
+    ];
+    for (name, expected) in cases {
         let commit = commit_with_directory(&client, &work, name);
         let refspec = format!("{commit}:refs/heads/hostile");
         let output = client.git(&work, &["push", "origin", &refspec]);
         let text = stderr(&output);
         assert!(!output.status.success(), "{name:?}: {text}");
-        // git's fsck rejects some of these itself; the gate rejects the rest.
-        let rejected_by =
-            text.contains("look-alike of the .git directory") || text.contains("hasDotgit");
-        assert!(rejected_by, "{name:?}: {text}");
+        assert!(text.contains(expected), "{name:?}: {text}");
     }
     assert_eq!(upstream_refs(&world.upstream), refs_before);
 
