@@ -129,14 +129,14 @@ impl Launched {
     /// the namespace and waits for them before the init itself is reported as exited,
     /// so a readable pidfd of the init means the namespace is empty.
     pub fn kill(&mut self) {
-        if let Some(init) = &self.init {
-            if rustix::process::pidfd_send_signal(init, rustix::process::Signal::KILL).is_ok() {
-                let mut fds = [rustix::event::PollFd::new(
-                    init,
-                    rustix::event::PollFlags::IN,
-                )];
-                while let Err(rustix::io::Errno::INTR) = rustix::event::poll(&mut fds, None) {}
-            }
+        if let Some(init) = &self.init
+            && rustix::process::pidfd_send_signal(init, rustix::process::Signal::KILL).is_ok()
+        {
+            let mut fds = [rustix::event::PollFd::new(
+                init,
+                rustix::event::PollFlags::IN,
+            )];
+            while let Err(rustix::io::Errno::INTR) = rustix::event::poll(&mut fds, None) {}
         }
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -29,6 +29,10 @@ use crate::exit::Exit;
 /// Port of the egress proxy on the bottle's loopback interface.
 const PROXY_PORT: u16 = 3128;
 
+/// Seconds a request held for an operator's approval waits before it is denied. Most
+/// clients give up on a silent request after 30 to 60 seconds.
+const HOLD_TIMEOUT_SECS: u64 = 60;
+
 /// Port of the git gate on the bottle's loopback interface.
 const GATE_PORT: u16 = 9419;
 
@@ -151,6 +155,11 @@ fn launch(
         .write_public_file("ca.pem", ca.cert_pem().as_bytes())
         .context("cannot write the CA certificate")?;
 
+    // Values copied from the host or prompted are in the agent's hands, so the proxy
+    // and the gate watch for them leaving, like the token values.
+    let mut known_secrets: Vec<String> = tokens.values().cloned().collect();
+    known_secrets.extend(agent_env.known_secrets.iter().cloned());
+
     let sidecar_config = bottle_proxy::SidecarConfig {
         slug: slug.to_owned(),
         routes: plan.routes.clone(),
@@ -159,11 +168,11 @@ fn launch(
         ca_key_pem: ca.key_pem(),
         audit_log: dirs.logs.join("egress.jsonl"),
         log_level: plan.egress_log,
+        known_secrets: agent_env.known_secrets.clone(),
+        hold_timeout_secs: HOLD_TIMEOUT_SECS,
     };
     sidecar_config.validate().context("invalid egress policy")?;
 
-    let mut known_secrets: Vec<String> = sidecar_config.tokens.values().cloned().collect();
-    known_secrets.extend(agent_env.known_secrets.iter().cloned());
     let gate_config = if plan.repos.is_empty() {
         None
     } else {
