@@ -28,6 +28,9 @@ pub enum Location {
     Spanning,
     /// A WebSocket message from the agent.
     WebSocket,
+    /// A field (`query <key>`, `path`, `header <name>`, `body`) of this request together
+    /// with the same field of earlier requests to the host.
+    AcrossRequests(String),
 }
 
 impl std::fmt::Display for Location {
@@ -40,6 +43,7 @@ impl std::fmt::Display for Location {
             Location::Body => f.write_str("body"),
             Location::Spanning => f.write_str("several parts"),
             Location::WebSocket => f.write_str("a WebSocket message"),
+            Location::AcrossRequests(field) => write!(f, "{field} across requests"),
         }
     }
 }

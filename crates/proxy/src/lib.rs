@@ -24,6 +24,7 @@ mod dlp;
 mod doh;
 mod error;
 mod headers;
+mod history;
 mod inbound;
 mod inject;
 mod limit;

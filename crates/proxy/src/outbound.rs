@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use bottle_policy::{CompiledRoute, OnMatch};
-use bottle_scanner::Scanner;
+use bottle_scanner::{Detector, Scanner};
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Uri};
@@ -14,8 +14,9 @@ use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use crate::decode::{self, MAX_BODY};
-use crate::dlp::{self, DlpFinding, Location, RequestParts};
+use crate::dlp::{self, DlpFinding, Located, Location, RequestParts};
 use crate::doh::{self, DNS_RULE};
+use crate::history::{self, History};
 
 /// Rule id prefix of DLP refusals: `dlp:<scanner rule>`, or `dlp` alone for bodies that
 /// cannot be scanned.
@@ -52,6 +53,8 @@ pub(crate) struct Checks<'a> {
     pub(crate) scanner: &'a Scanner,
     /// How long a `supervise` hold waits before it denies.
     pub(crate) hold: Duration,
+    /// Recent field values per host, for secrets split across requests.
+    pub(crate) history: &'a History,
 }
 
 /// Runs the checks on `request` for `route`. `host` is the normalized request host.
@@ -102,7 +105,17 @@ pub(crate) async fn inspect(
             .collect(),
         body: &decoded,
     };
-    let found = dlp::scan_request(checks.scanner, &detectors, &scan_parts);
+    let mut found = dlp::scan_request(checks.scanner, &detectors, &scan_parts);
+    if detectors.contains(&Detector::KnownSecrets) {
+        let fields = history::fields(&path, &query, &scan_parts.headers, &decoded);
+        let across = checks.history.check(checks.scanner, host, &fields);
+        found.extend(across.into_iter().map(|finding| Located {
+            finding,
+            part: None,
+            start: 0,
+            end: 0,
+        }));
+    }
     if found.is_empty() {
         return Ok(Inspected {
             request: Request::from_parts(parts, Full::new(body)),
@@ -134,9 +147,12 @@ pub(crate) async fn inspect(
             )))
         }
         OnMatch::Redact => {
-            let unredactable = found
-                .iter()
-                .find(|l| matches!(l.finding.location, Location::Spanning | Location::Host));
+            let unredactable = found.iter().find(|l| {
+                matches!(
+                    l.finding.location,
+                    Location::Spanning | Location::Host | Location::AcrossRequests(_)
+                )
+            });
             if let Some(located) = unredactable {
                 return Err(refuse(format!(
                     "request blocked: it carries {} in {}, which cannot be redacted",

@@ -29,6 +29,7 @@ use crate::body::AuditedBody;
 use crate::dlp::{self, DlpFinding};
 use crate::doh::{self, DNS_RULE};
 use crate::headers::{inject_token, strip_hop_by_hop, token_value};
+use crate::history::History;
 use crate::inbound::{self, StreamInspector};
 use crate::limit::LogLimiter;
 use crate::magic::{self, MAGIC_HOST, MAGIC_RULE};
@@ -74,6 +75,8 @@ pub(crate) struct Proxy {
     scanner: Scanner,
     /// How long a `supervise` hold waits.
     hold: Duration,
+    /// Recent request field values per host, for secrets split across requests.
+    history: History,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -161,6 +164,7 @@ impl Proxy {
             log_limiter: LogLimiter::new(),
             scanner,
             hold: Duration::from_secs(config.hold_timeout_secs),
+            history: History::default(),
         })
     }
 
@@ -534,6 +538,7 @@ impl Proxy {
         let checks = Checks {
             scanner: &self.scanner,
             hold: self.hold,
+            history: &self.history,
         };
         let host = tunnel.host.to_string();
         let inspected = match outbound::inspect(checks, route, &host, &path, request).await {

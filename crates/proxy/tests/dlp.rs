@@ -398,3 +398,27 @@ async fn websocket_message_with_secret_closes_connection() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn secret_split_across_requests_is_refused() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Block)])
+        .await;
+
+    let pieces = ["prompt", "ed-sec", "ret-5b8", "e0d44c1"];
+    assert_eq!(pieces.concat(), KNOWN_SECRET);
+    let mut statuses = Vec::new();
+    for piece in pieces {
+        let reply = send(&fixture, proxy, post(&format!("/u?c={piece}"), &[], "")).await;
+        statuses.push((reply.status.as_u16(), reply.body_text()));
+    }
+    // The pieces before the last carry nothing on their own and pass.
+    for (status, text) in &statuses[..3] {
+        assert_eq!(*status, 200, "{text}");
+    }
+    let (status, text) = &statuses[3];
+    assert_eq!(*status, 403, "{text}");
+    assert!(text.contains("query c across requests"), "{text}");
+    assert_eq!(fixture.requests().len(), 3);
+}
