@@ -11,8 +11,9 @@
 //!   is never served.
 //! - A push lands in git's quarantine, and the pre-receive hook ([`pre_receive_main`],
 //!   run as `bottle __pre-receive`) hands the ref updates to the gate over a Unix socket.
-//!   The gate checks the push policy, scans every new commit, tag, file name and file for
-//!   secrets, and pushes exactly the scanned object ids upstream. Only when the upstream
+//!   The gate checks the push policy and ref names, scans every new commit, tag, file name
+//!   and file for secrets, rejects trees with `.git` look-alikes or submodule paths that
+//!   leave the repository, and pushes exactly the scanned object ids upstream. Only when the upstream
 //!   accepts does git update the mirror.
 //!
 //! The gate shells out to `git` and `ssh`: git's own `receive-pack` checks the pack
