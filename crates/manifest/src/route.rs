@@ -120,74 +120,15 @@ pub struct HeaderMatch {
     pub value: String,
 }
 
-/// The data-loss-prevention settings of a route.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Dlp {
-    /// Scanners run on outbound requests; all by default, empty when `false`.
-    pub outbound_detectors: Vec<OutboundDetector>,
-    /// Scanners run on responses; all by default, empty when `false`.
-    pub inbound_detectors: Vec<InboundDetector>,
-    /// The action on an outbound finding.
-    pub outbound_on_match: OnMatch,
-}
+// The DLP settings are the proxy's own types, so the plan and the sidecar cannot drift.
+pub use bottle_policy::{Dlp, InboundDetector, OnMatch, OutboundDetector};
 
-impl Default for Dlp {
-    fn default() -> Dlp {
-        Dlp {
-            outbound_detectors: OutboundDetector::ALL.to_vec(),
-            inbound_detectors: InboundDetector::ALL.to_vec(),
-            outbound_on_match: OnMatch::Supervise,
-        }
-    }
-}
+/// Names of the outbound scanners as bottle files spell them, in the order of
+/// `OutboundDetector::ALL`.
+const OUTBOUND_DETECTOR_NAMES: [&str; 3] = ["known_secrets", "token_patterns", "private_keys"];
 
-/// An outbound scanner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutboundDetector {
-    /// The bottle's own secret values in their encoded forms.
-    KnownSecrets,
-    /// Well-known token formats.
-    TokenPatterns,
-    /// Private keys.
-    PrivateKeys,
-}
-
-impl OutboundDetector {
-    /// Every outbound scanner, the default.
-    pub const ALL: [OutboundDetector; 3] = [
-        OutboundDetector::KnownSecrets,
-        OutboundDetector::TokenPatterns,
-        OutboundDetector::PrivateKeys,
-    ];
-    const NAMES: [&str; 3] = ["known_secrets", "token_patterns", "private_keys"];
-}
-
-/// An inbound scanner.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InboundDetector {
-    /// Prompt injection in text responses.
-    PromptInjection,
-}
-
-impl InboundDetector {
-    /// Every inbound scanner, the default.
-    pub const ALL: [InboundDetector; 1] = [InboundDetector::PromptInjection];
-    const NAMES: [&str; 1] = ["prompt_injection"];
-}
-
-/// The action on an outbound DLP finding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OnMatch {
-    /// Hold the request for an operator's approval.
-    Supervise,
-    /// Replace the matched value and forward.
-    Redact,
-    /// Refuse the request.
-    Block,
-}
+/// Names of the inbound scanners, in the order of `InboundDetector::ALL`.
+const INBOUND_DETECTOR_NAMES: [&str; 1] = ["prompt_injection"];
 
 /// The address a route connects to instead of resolving its host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -475,10 +416,10 @@ fn decode_dlp(cx: &mut Cx, node: &Node) -> Option<Dlp> {
         ],
     )?;
     let outbound = cx.optional(&fields, "outbound_detectors", |cx, node| {
-        decode_detectors(cx, node, &OutboundDetector::NAMES, &OutboundDetector::ALL)
+        decode_detectors(cx, node, &OUTBOUND_DETECTOR_NAMES, &OutboundDetector::ALL)
     });
     let inbound = cx.optional(&fields, "inbound_detectors", |cx, node| {
-        decode_detectors(cx, node, &InboundDetector::NAMES, &InboundDetector::ALL)
+        decode_detectors(cx, node, &INBOUND_DETECTOR_NAMES, &InboundDetector::ALL)
     });
     let on_match = cx.optional(&fields, "outbound_on_match", |cx, node| {
         let value = cx.string(node)?;

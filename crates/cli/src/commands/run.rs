@@ -2,10 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use bottle_manifest::{
-    AgentCommand, EnvValue, InboundDetector, OnMatch, OutboundDetector, PathMatchKind, Plan, Repo,
-    RepoKey, Route, Sources,
-};
+use bottle_manifest::{AgentCommand, EnvValue, PathMatchKind, Plan, Repo, RepoKey, Route, Sources};
 
 use crate::cli::{Backend, RunArgs};
 use crate::exit::Exit;
@@ -147,35 +144,7 @@ fn policy_route(route: &Route) -> bottle_policy::Route {
                     .collect(),
             })
             .collect(),
-        dlp: bottle_policy::Dlp {
-            outbound_detectors: route
-                .dlp
-                .outbound_detectors
-                .iter()
-                .map(|detector| match detector {
-                    OutboundDetector::KnownSecrets => bottle_policy::OutboundDetector::KnownSecrets,
-                    OutboundDetector::TokenPatterns => {
-                        bottle_policy::OutboundDetector::TokenPatterns
-                    }
-                    OutboundDetector::PrivateKeys => bottle_policy::OutboundDetector::PrivateKeys,
-                })
-                .collect(),
-            inbound_detectors: route
-                .dlp
-                .inbound_detectors
-                .iter()
-                .map(|detector| match detector {
-                    InboundDetector::PromptInjection => {
-                        bottle_policy::InboundDetector::PromptInjection
-                    }
-                })
-                .collect(),
-            outbound_on_match: match route.dlp.outbound_on_match {
-                OnMatch::Supervise => bottle_policy::OnMatch::Supervise,
-                OnMatch::Redact => bottle_policy::OnMatch::Redact,
-                OnMatch::Block => bottle_policy::OnMatch::Block,
-            },
-        },
+        dlp: route.dlp.clone(),
         websocket: route.websocket,
         passthrough: route.passthrough,
         connect: route
