@@ -422,3 +422,36 @@ async fn secret_split_across_requests_is_refused() {
     assert!(text.contains("query c across requests"), "{text}");
     assert_eq!(fixture.requests().len(), 3);
 }
+
+#[tokio::test]
+async fn http2_requests_are_scanned() {
+    use bottle_testkit::client::{send_http2, tls_handshake};
+
+    let fixture = Fixture::new().await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Block)])
+        .await;
+    let h2_post = |body: &str| {
+        http::Request::post("https://api.allowed.example/upload")
+            .version(http::Version::HTTP_2)
+            .header("x-trace", "t-1")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request")
+    };
+    let mut statuses = Vec::new();
+    for body in [format!("note={KNOWN_SECRET}"), "note=clean".to_owned()] {
+        let (reply, stream) = fixture.connect(proxy, API_AUTHORITY).await;
+        assert_eq!(reply.status, 200);
+        let tls = tls_handshake(stream, fixture.agent_tls(&[b"h2"]), API)
+            .await
+            .expect("TLS");
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        let reply = send_http2(tls, h2_post(&body)).await.expect("reply");
+        statuses.push(reply.status.as_u16());
+    }
+    // The secret is refused; the clean body (positive control) is forwarded.
+    assert_eq!(statuses, vec![403, 200]);
+    let requests = fixture.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].body, b"note=clean");
+}
