@@ -1,6 +1,6 @@
-//! The main job end to end on the native backend: an agent clones a real repository
-//! through the git gate, pushes a clean commit to a real `sshd` upstream, has a commit
-//! with a token rejected, and calls an API host through the proxy.
+//! The main job end to end on the native backend. An agent clones a real repository
+//! through the git gate and pushes a clean commit to a real `sshd` upstream. A commit
+//! with a token is rejected, and the agent calls an API host through the proxy.
 
 mod support;
 
@@ -9,7 +9,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use bottle_testkit::git::{Sshd, build_upstream, fake_github_token, keygen, upstream_ref};
-use support::{API_HOST, FakeApi, HostUser, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command, run};
+use support::{
+    API_HOST, FakeApi, HostUser, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command, files_containing,
+    run,
+};
 
 /// The scripted agent. Each step leaves its result under /workspace/out.
 const AGENT_SCRIPT: &str = r#"
@@ -263,30 +266,4 @@ fn missing_identity_stops_launch() {
         stderr.contains("no-such-key"),
         "the error does not name the file: {stderr}"
     );
-}
-
-/// Returns every file under `dir` whose contents include `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if kind.is_file() {
-            let contents = fs::read(&path).unwrap_or_default();
-            if contents
-                .windows(needle.len())
-                .any(|window| window == needle)
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
 }

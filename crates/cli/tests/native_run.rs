@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     API_HOST, FakeApi, HostUser, KillOnDrop, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command,
-    pids_with_arg, run,
+    files_containing, pids_with_arg, run,
 };
 
 /// The scripted agent: each step writes its result under /workspace/out for the test
@@ -57,32 +57,6 @@ fn agent_script(api: &FakeApi, sandbox: &Sandbox) -> String {
 
 fn read(out: &Path, name: &str) -> String {
     fs::read_to_string(out.join(name)).unwrap_or_else(|err| panic!("read out/{name}: {err}"))
-}
-
-/// Returns every file under `dir` whose contents include `needle`.
-fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
-    let mut found = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else {
-        return found;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(kind) = entry.file_type() else {
-            continue;
-        };
-        if kind.is_dir() {
-            found.extend(files_containing(&path, needle));
-        } else if kind.is_file() {
-            let contents = fs::read(&path).unwrap_or_default();
-            if contents
-                .windows(needle.len())
-                .any(|window| window == needle)
-            {
-                found.push(path.display().to_string());
-            }
-        }
-    }
-    found
 }
 
 fn scenario(user: HostUser) {

@@ -48,7 +48,7 @@ pub struct SidecarSpec {
     pub gate: Option<bottle_gitgate::GateConfig>,
 }
 
-/// What a launch needs from the resolved plan.
+/// The parts of the resolved plan that a launch uses.
 #[derive(Debug)]
 pub struct LaunchPlan {
     /// The agent's name; `None` for the default bottle.

@@ -214,3 +214,29 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Returns every file under `dir` whose contents include `needle`.
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            found.extend(files_containing(&path, needle));
+        } else if kind.is_file() {
+            let contents = fs::read(&path).unwrap_or_default();
+            if contents
+                .windows(needle.len())
+                .any(|window| window == needle)
+            {
+                found.push(path.display().to_string());
+            }
+        }
+    }
+    found
+}
