@@ -20,6 +20,7 @@
 //! (`receive.fsckObjects`) and provides the quarantine, which libraries for reading git
 //! repositories do not all see.
 
+mod archive;
 mod config;
 mod error;
 mod gate;

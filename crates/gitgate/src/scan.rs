@@ -16,6 +16,7 @@ use bottle_scanner::Scanner;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
+use crate::archive::expand;
 use crate::git::{local_git, run_bounded, sanitize_text};
 use crate::mirror::Mirror;
 use crate::tree_check::{EntryVerdict, check_entry, check_gitmodules};
@@ -216,8 +217,7 @@ async fn scan_objects(
     });
 
     let mut reader = BufReader::new(child.stdout.take().expect("stdout was piped"));
-    let mut findings = Vec::new();
-    let mut gitmodules = Vec::new();
+    let mut found = ObjectScan::default();
     for (id, path) in objects {
         let mut header = String::new();
         reader
@@ -268,8 +268,8 @@ async fn scan_objects(
             path,
             kind,
             &contents,
-            &mut findings,
-            &mut gitmodules,
+            max_object_bytes,
+            &mut found,
         )?;
     }
 
@@ -287,12 +287,20 @@ async fn scan_objects(
 
     // A new tree may name an old blob `.gitmodules`, so these are checked by id whether or
     // not the push brought the blob.
-    gitmodules.sort();
-    gitmodules.dedup();
-    for blob in &gitmodules {
+    found.gitmodules.sort();
+    found.gitmodules.dedup();
+    for blob in &found.gitmodules {
         check_gitmodules(mirror, quarantine, blob).await?;
     }
-    Ok(findings)
+    Ok(found.findings)
+}
+
+/// What the scan of the objects has collected so far.
+#[derive(Default)]
+struct ObjectScan {
+    findings: Vec<RawFinding>,
+    /// Ids of the blobs that new trees name `.gitmodules`.
+    gitmodules: Vec<String>,
 }
 
 fn scan_object(
@@ -301,9 +309,11 @@ fn scan_object(
     path: &str,
     kind: ObjectKind,
     contents: &[u8],
-    findings: &mut Vec<RawFinding>,
-    gitmodules: &mut Vec<String>,
+    max_object_bytes: u64,
+    out: &mut ObjectScan,
 ) -> Result<(), String> {
+    let findings = &mut out.findings;
+    let gitmodules = &mut out.gitmodules;
     let mut add = |place: Place, found: Vec<bottle_scanner::Finding>| {
         for finding in found {
             findings.push(RawFinding {
@@ -318,12 +328,18 @@ fn scan_object(
     match kind {
         ObjectKind::Commit => add(Place::CommitText, scanner.scan(contents)),
         ObjectKind::Tag => add(Place::TagText, scanner.scan(contents)),
-        // TODO(security): archives and compressed files are scanned as raw bytes, without
-        // extracting their members.
-        ObjectKind::Blob => add(
-            Place::File(display_path(scanner, path)),
-            scanner.scan(contents),
-        ),
+        ObjectKind::Blob => {
+            let shown = display_path(scanner, path);
+            add(Place::File(shown.clone()), scanner.scan(contents));
+            // TODO(security): only gzip and zip are expanded; other compressed formats
+            // (xz, bzip2, 7z, zstd) are scanned as raw bytes.
+            let members = expand(contents, max_object_bytes)
+                .map_err(|reason| format!("file {shown} ({id}): {reason}"))?;
+            for member in members {
+                let place = Place::File(format!("{shown}!{}", display_path(scanner, &member.name)));
+                add(place, scanner.scan(&member.data));
+            }
+        }
         ObjectKind::Tree => {
             let hash_len = id.len() / 2;
             for entry in

@@ -455,3 +455,72 @@ fn push_options_are_refused() {
     assert!(text.contains("push options"), "{text}");
     assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
 }
+
+#[test]
+fn archive_members_are_scanned() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    // Archives made by git itself from a scratch repository that is never pushed.
+    let scratch = client.home.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    client.git_ok(&scratch, &["init", "--quiet"]);
+    let padding = "# settings of the deployment\n".repeat(40);
+    let secret = format!("{padding}TOKEN={}\n", fake_github_token());
+    client.commit_file(&scratch, "secret.env", &secret, "Add settings");
+    client.git_ok(
+        &scratch,
+        &["archive", "--format=zip", "-o", "../a.zip", "HEAD"],
+    );
+    client.git_ok(
+        &scratch,
+        &["archive", "--format=tar.gz", "-o", "../a.tar.gz", "HEAD"],
+    );
+    client.git_ok(&scratch, &["rm", "--quiet", "secret.env"]);
+    client.commit_file(&scratch, "clean.env", &padding, "Clean");
+    client.git_ok(
+        &scratch,
+        &["archive", "--format=zip", "-o", "../clean.zip", "HEAD"],
+    );
+
+    for (archive, member) in [
+        ("a.zip", "a.zip!secret.env"),
+        ("a.tar.gz", "a.tar.gz!<gzip>"),
+    ] {
+        let compressed = std::fs::read(client.home.join(archive)).unwrap();
+        let needle = fake_github_token();
+        assert!(
+            !compressed
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes()),
+            "{archive} must hide the token from a raw scan for this test to mean anything"
+        );
+        std::fs::write(work.join(archive), &compressed).unwrap();
+        client.git_ok(&work, &["add", archive]);
+        client.git_ok(&work, &["commit", "--quiet", "-m", "Add an archive"]);
+        let output = client.git(&work, &["push", "origin", "main"]);
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{archive}: {text}");
+        assert!(
+            text.contains(&format!("file {member}")),
+            "{archive}: {text}"
+        );
+        assert!(text.contains("rule github-pat"), "{archive}: {text}");
+        assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+        client.git_ok(&work, &["reset", "--quiet", "--hard", "HEAD~1"]);
+    }
+
+    // Positive control: an archive without the token goes through.
+    std::fs::copy(client.home.join("clean.zip"), work.join("clean.zip")).unwrap();
+    client.git_ok(&work, &["add", "clean.zip"]);
+    client.git_ok(&work, &["commit", "--quiet", "-m", "Add an archive"]);
+    client.git_ok(&work, &["push", "--quiet", "origin", "main"]);
+    assert_eq!(
+        upstream_ref(&world.upstream, "refs/heads/main"),
+        Some(client.head(&work))
+    );
+}

@@ -1,0 +1,314 @@
+//! Bounded expansion of compressed blobs, so the scanner also reads the members of gzip
+//! files (`.gz`, `.tar.gz`) and zip archives (`.zip`, `.jar`).
+//!
+//! Blobs are recognised by their magic bytes, not their names. The expansion fails closed:
+//! an archive that cannot be parsed, a member that is encrypted or uses another compression
+//! method, or output beyond the byte budget rejects the push instead of skipping the member.
+//! A tar archive is not compressed, so its members are already scanned as the raw blob.
+
+use std::io::Read;
+
+use flate2::read::{DeflateDecoder, MultiGzDecoder};
+
+/// How deep archives inside archives are expanded.
+const MAX_DEPTH: usize = 3;
+
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const ZIP_LOCAL_MAGIC: &[u8] = b"PK\x03\x04";
+const ZIP_EMPTY_MAGIC: &[u8] = b"PK\x05\x06";
+const ZIP_END_SIGNATURE: u32 = 0x0605_4b50;
+const ZIP_CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
+const ZIP_LOCAL_SIGNATURE: u32 = 0x0403_4b50;
+
+/// One expanded member. `name` is the path inside the archive, with `!` between levels;
+/// a gzip member is named `<gzip>`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Member {
+    pub name: String,
+    pub data: Vec<u8>,
+}
+
+/// Expands `blob` if it is a gzip file or a zip archive, recursively up to three levels.
+/// `budget` is the largest number of expanded bytes in total. Returns no members for any
+/// other blob.
+pub(crate) fn expand(blob: &[u8], budget: u64) -> Result<Vec<Member>, String> {
+    let mut members = Vec::new();
+    let mut remaining = budget;
+    expand_into(blob, "", 0, budget, &mut remaining, &mut members)?;
+    Ok(members)
+}
+
+fn is_archive(blob: &[u8]) -> bool {
+    blob.starts_with(GZIP_MAGIC)
+        || blob.starts_with(ZIP_LOCAL_MAGIC)
+        || blob.starts_with(ZIP_EMPTY_MAGIC)
+}
+
+fn expand_into(
+    blob: &[u8],
+    prefix: &str,
+    depth: usize,
+    budget: u64,
+    remaining: &mut u64,
+    out: &mut Vec<Member>,
+) -> Result<(), String> {
+    let expanded = if blob.starts_with(GZIP_MAGIC) {
+        let data = inflate(MultiGzDecoder::new(blob), budget, remaining)
+            .map_err(|reason| format!("gzip data {reason}"))?;
+        vec![(join(prefix, "<gzip>"), data)]
+    } else if blob.starts_with(ZIP_LOCAL_MAGIC) || blob.starts_with(ZIP_EMPTY_MAGIC) {
+        zip_members(blob, budget, remaining)?
+            .into_iter()
+            .map(|(name, data)| (join(prefix, &name), data))
+            .collect()
+    } else {
+        return Ok(());
+    };
+
+    for (name, data) in expanded {
+        if is_archive(&data) {
+            if depth + 1 >= MAX_DEPTH {
+                return Err(format!(
+                    "member {name} is an archive nested more than {MAX_DEPTH} levels deep"
+                ));
+            }
+            expand_into(&data, &name, depth + 1, budget, remaining, out)?;
+        }
+        out.push(Member { name, data });
+    }
+    Ok(())
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}!{name}")
+    }
+}
+
+/// Reads a decoder to its end, failing once the output passes `remaining` bytes.
+fn inflate(decoder: impl Read, budget: u64, remaining: &mut u64) -> Result<Vec<u8>, String> {
+    let mut data = Vec::new();
+    decoder
+        .take(*remaining + 1)
+        .read_to_end(&mut data)
+        .map_err(|error| format!("is invalid: {error}"))?;
+    let len = data.len() as u64;
+    if len > *remaining {
+        return Err(format!(
+            "expands to more than {budget} bytes, the limit for one file and its archive members"
+        ));
+    }
+    *remaining -= len;
+    Ok(data)
+}
+
+fn u16_at(bytes: &[u8], offset: usize) -> Option<usize> {
+    let field = bytes.get(offset..offset + 2)?;
+    Some(usize::from(u16::from_le_bytes([field[0], field[1]])))
+}
+
+fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
+    let field = bytes.get(offset..offset + 4)?;
+    Some(u32::from_le_bytes([field[0], field[1], field[2], field[3]]))
+}
+
+fn usize_at(bytes: &[u8], offset: usize) -> Option<usize> {
+    u32_at(bytes, offset).and_then(|value| usize::try_from(value).ok())
+}
+
+/// Reads every member of a zip archive through its central directory.
+fn zip_members(
+    zip: &[u8],
+    budget: u64,
+    remaining: &mut u64,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let malformed = |what: &str| format!("zip archive is malformed: {what}");
+
+    // The end-of-central-directory record is 22 bytes plus a comment of up to 65535.
+    let search_from = zip.len().saturating_sub(22 + 65_535);
+    let end = (search_from..zip.len().saturating_sub(21))
+        .rev()
+        .find(|&offset| u32_at(zip, offset) == Some(ZIP_END_SIGNATURE))
+        .ok_or_else(|| malformed("no end of central directory"))?;
+    let count = u16_at(zip, end + 10).ok_or_else(|| malformed("truncated end record"))?;
+    let directory = usize_at(zip, end + 16).ok_or_else(|| malformed("truncated end record"))?;
+    if count == 0xffff || directory == 0xffff_ffff {
+        return Err("zip64 archives are not supported by the scanner".to_owned());
+    }
+
+    let mut members = Vec::new();
+    let mut entry = directory;
+    for _ in 0..count {
+        if u32_at(zip, entry) != Some(ZIP_CENTRAL_SIGNATURE) {
+            return Err(malformed("bad central directory entry"));
+        }
+        let field =
+            |offset: usize| u16_at(zip, entry + offset).ok_or_else(|| malformed("truncated entry"));
+        let flags = field(8)?;
+        let method = field(10)?;
+        let compressed = usize_at(zip, entry + 20).ok_or_else(|| malformed("truncated entry"))?;
+        let (name_len, extra_len, comment_len) = (field(28)?, field(30)?, field(32)?);
+        let local = usize_at(zip, entry + 42).ok_or_else(|| malformed("truncated entry"))?;
+        let name_bytes = zip
+            .get(entry + 46..entry + 46 + name_len)
+            .ok_or_else(|| malformed("truncated name"))?;
+        let name = String::from_utf8_lossy(name_bytes).into_owned();
+        entry += 46 + name_len + extra_len + comment_len;
+
+        if flags & 1 != 0 {
+            return Err(format!(
+                "zip member {name} is encrypted and cannot be scanned"
+            ));
+        }
+        if u32_at(zip, local) != Some(ZIP_LOCAL_SIGNATURE) {
+            return Err(malformed("bad local header"));
+        }
+        let local_name =
+            u16_at(zip, local + 26).ok_or_else(|| malformed("truncated local header"))?;
+        let local_extra =
+            u16_at(zip, local + 28).ok_or_else(|| malformed("truncated local header"))?;
+        let start = local + 30 + local_name + local_extra;
+        let data = zip
+            .get(start..start.saturating_add(compressed))
+            .ok_or_else(|| malformed("member data past the end"))?;
+        let expanded = match method {
+            0 => inflate(data, budget, remaining),
+            8 => inflate(DeflateDecoder::new(data), budget, remaining),
+            other => {
+                return Err(format!(
+                    "zip member {name} uses compression method {other}, which the scanner cannot read"
+                ));
+            }
+        }
+        .map_err(|reason| format!("zip member {name} {reason}"))?;
+        members.push((name, expanded));
+    }
+    Ok(members)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use flate2::Compression;
+    use flate2::write::{DeflateEncoder, GzEncoder};
+
+    use super::*;
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(data).expect("compress");
+        encoder.finish().expect("compress")
+    }
+
+    /// Builds a zip archive with deflated members (method 8), or stored ones (method 0).
+    fn zip(members: &[(&str, &[u8])], method: u16) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut central = Vec::new();
+        for (name, data) in members {
+            let body = if method == 8 {
+                let mut encoder = DeflateEncoder::new(Vec::new(), Compression::default());
+                encoder.write_all(data).expect("compress");
+                encoder.finish().expect("compress")
+            } else {
+                data.to_vec()
+            };
+            let offset = u32::try_from(out.len()).expect("small");
+            let name_len = u16::try_from(name.len()).expect("small");
+            let size = u32::try_from(body.len()).expect("small");
+            let raw = u32::try_from(data.len()).expect("small");
+            out.extend_from_slice(&ZIP_LOCAL_SIGNATURE.to_le_bytes());
+            out.extend_from_slice(&[20, 0, 0, 0]);
+            out.extend_from_slice(&method.to_le_bytes());
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(&size.to_le_bytes());
+            out.extend_from_slice(&raw.to_le_bytes());
+            out.extend_from_slice(&name_len.to_le_bytes());
+            out.extend_from_slice(&[0, 0]);
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(&body);
+
+            central.extend_from_slice(&ZIP_CENTRAL_SIGNATURE.to_le_bytes());
+            central.extend_from_slice(&[20, 0, 20, 0, 0, 0]);
+            central.extend_from_slice(&method.to_le_bytes());
+            central.extend_from_slice(&[0; 8]);
+            central.extend_from_slice(&size.to_le_bytes());
+            central.extend_from_slice(&raw.to_le_bytes());
+            central.extend_from_slice(&name_len.to_le_bytes());
+            central.extend_from_slice(&[0; 12]);
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name.as_bytes());
+        }
+        let directory = u32::try_from(out.len()).expect("small");
+        let count = u16::try_from(members.len()).expect("small");
+        let central_len = u32::try_from(central.len()).expect("small");
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&ZIP_END_SIGNATURE.to_le_bytes());
+        out.extend_from_slice(&[0; 4]);
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&central_len.to_le_bytes());
+        out.extend_from_slice(&directory.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    #[test]
+    fn plain_blob_has_no_members() {
+        assert_eq!(expand(b"just text", 100).expect("plain"), vec![]);
+    }
+
+    #[test]
+    fn gzip_is_expanded() {
+        let members = expand(&gzip(b"hello secret"), 1000).expect("gzip");
+        assert_eq!(members.len(), 1);
+        assert_eq!(members[0].name, "<gzip>");
+        assert_eq!(members[0].data, b"hello secret");
+    }
+
+    #[test]
+    fn zip_members_expanded() {
+        for method in [0, 8] {
+            let archive = zip(&[("a.txt", b"alpha"), ("dir/b.pem", b"bravo")], method);
+            let members = expand(&archive, 1000).expect("zip");
+            let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            assert_eq!(names, vec!["a.txt", "dir/b.pem"], "method {method}");
+            assert_eq!(members[1].data, b"bravo");
+        }
+    }
+
+    #[test]
+    fn nested_archives_expanded() {
+        let inner = zip(&[("key.pem", b"inner secret")], 8);
+        let outer = gzip(&zip(&[("lib.jar", &inner)], 8));
+        let members = expand(&outer, 10_000).expect("nested");
+        let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+        assert!(names.contains(&"<gzip>!lib.jar!key.pem"), "{names:?}");
+    }
+
+    #[test]
+    fn bomb_is_rejected() {
+        let bomb = gzip(&vec![0u8; 1 << 20]);
+        let error = expand(&bomb, 1000).expect_err("over budget");
+        assert!(error.contains("expands to more than 1000 bytes"), "{error}");
+    }
+
+    #[test]
+    fn malformed_archives_rejected() {
+        let mut truncated = gzip(b"some data that is long enough");
+        truncated.truncate(12);
+        assert!(expand(&truncated, 1000).is_err());
+        assert!(expand(b"PK\x03\x04garbage", 1000).is_err());
+
+        let mut encrypted = zip(&[("a.txt", b"alpha")], 0);
+        let central = encrypted
+            .windows(4)
+            .position(|w| w == ZIP_CENTRAL_SIGNATURE.to_le_bytes())
+            .expect("central directory");
+        encrypted[central + 8] |= 1;
+        let error = expand(&encrypted, 1000).expect_err("encrypted");
+        assert!(error.contains("encrypted"), "{error}");
+    }
+}
