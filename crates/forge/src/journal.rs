@@ -91,6 +91,7 @@ impl Journal {
 
     /// Adds `entry`, or replaces the entry for the same forge, repo and title.
     pub fn record(&self, entry: &JournalEntry) -> Result<(), ForgeError> {
+        let _lock = self.lock()?;
         let mut keys = self.entries()?;
         match keys.iter_mut().find(|old| old.same_key(entry)) {
             Some(old) => *old = entry.clone(),
@@ -102,6 +103,7 @@ impl Journal {
     /// Removes the entry for the same forge, repo and title as `entry`. The file is
     /// deleted when no entry is left.
     pub fn remove(&self, entry: &JournalEntry) -> Result<(), ForgeError> {
+        let _lock = self.lock()?;
         let mut keys = self.entries()?;
         keys.retain(|old| !old.same_key(entry));
         if keys.is_empty() {
@@ -117,10 +119,7 @@ impl Journal {
     /// Replaces the file atomically: a temporary file in the same directory, synced, then
     /// renamed over the journal.
     fn write(&self, keys: Vec<JournalEntry>) -> Result<(), ForgeError> {
-        // TODO(concurrency): a teardown and a `bottle gc` that update the same journal at
-        // once can lose one update. Nothing here locks the file.
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(|error| self.error(format!("cannot create: {error}")))?;
         let file = JournalFile {
             version: FORMAT_VERSION,
             keys,
@@ -148,6 +147,25 @@ impl Journal {
             let _ = handle.sync_all();
         }
         Ok(())
+    }
+
+    /// Takes an exclusive lock on `<journal>.lock` for one read-modify-write, so that a
+    /// teardown and a `bottle gc` updating the same journal do not lose each other's
+    /// changes. The lock is released when the returned file is dropped.
+    fn lock(&self) -> Result<fs::File, ForgeError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(|error| self.error(format!("cannot create: {error}")))?;
+        let lock_path = dir.join(format!("{JOURNAL_FILE}.lock"));
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|error| self.error(format!("cannot open {}: {error}", lock_path.display())))?;
+        file.lock()
+            .map_err(|error| self.error(format!("cannot lock {}: {error}", lock_path.display())))?;
+        Ok(file)
     }
 
     fn error(&self, reason: String) -> ForgeError {
@@ -221,6 +239,27 @@ mod tests {
         assert_eq!(journal.entries().expect("read"), vec![entry("b", Some(2))]);
         journal.remove(&entry("b", None)).expect("remove");
         assert!(!journal.path().exists(), "an empty journal is deleted");
+    }
+
+    #[test]
+    fn concurrent_records_all_kept() {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let journal = Journal::in_dir(dir.path());
+        let threads: Vec<_> = (0..8)
+            .map(|index| {
+                let journal = journal.clone();
+                std::thread::spawn(move || {
+                    for round in 0..5 {
+                        let title = format!("t{index}-{round}");
+                        journal.record(&entry(&title, None)).expect("record");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+        assert_eq!(journal.entries().expect("read").len(), 40);
     }
 
     #[test]

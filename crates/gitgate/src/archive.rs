@@ -10,7 +10,7 @@ use std::io::Read;
 
 use flate2::read::{DeflateDecoder, MultiGzDecoder};
 
-/// How deep archives inside archives are expanded.
+/// Maximum nesting depth of archives inside archives that are expanded.
 const MAX_DEPTH: usize = 3;
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
