@@ -175,7 +175,7 @@ where
     Ok(Response { status, body })
 }
 
-/// The TLS client configuration: ring provider, system roots, built once.
+/// Returns the TLS client configuration (ring provider, system roots), built once.
 fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
     static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
     CONFIG

@@ -295,7 +295,7 @@ async fn scan_objects(
     Ok(found.findings)
 }
 
-/// What the scan of the objects has collected so far.
+/// Findings and `.gitmodules` blobs collected by the scan of the objects.
 #[derive(Default)]
 struct ObjectScan {
     findings: Vec<RawFinding>,
@@ -329,14 +329,17 @@ fn scan_object(
         ObjectKind::Commit => add(Place::CommitText, scanner.scan(contents)),
         ObjectKind::Tag => add(Place::TagText, scanner.scan(contents)),
         ObjectKind::Blob => {
-            let shown = display_path(scanner, path);
-            add(Place::File(shown.clone()), scanner.scan(contents));
+            let display_name = display_path(scanner, path);
+            add(Place::File(display_name.clone()), scanner.scan(contents));
             // TODO(security): only gzip and zip are expanded; other compressed formats
             // (xz, bzip2, 7z, zstd) are scanned as raw bytes.
             let members = expand(contents, max_object_bytes)
-                .map_err(|reason| format!("file {shown} ({id}): {reason}"))?;
+                .map_err(|reason| format!("file {display_name} ({id}): {reason}"))?;
             for member in members {
-                let place = Place::File(format!("{shown}!{}", display_path(scanner, &member.name)));
+                let place = Place::File(format!(
+                    "{display_name}!{}",
+                    display_path(scanner, &member.name)
+                ));
                 add(place, scanner.scan(&member.data));
             }
         }
@@ -497,7 +500,7 @@ mod tests {
             .to_owned()
     }
 
-    /// A bare repository standing in for a mirror, with no quarantine.
+    /// Creates a bare repository that stands in for a mirror, with no quarantine.
     fn bare_mirror(dir: &Path) -> (Mirror, Quarantine) {
         git(dir, &["init", "--quiet", "--bare", "m.git"], b"");
         let mirror_dir = dir.join("m.git");
