@@ -409,8 +409,8 @@ fn display_path(scanner: &Scanner, path: &str) -> String {
 
 /// Maps every tree and blob that a commit of the push adds, and every commit's root
 /// tree, to the oldest commit that adds it. A finding in a file name is looked up by the
-/// tree that contains the name, a finding in a file by its blob. Objects that only a
-/// merge brings in are not mapped.
+/// tree that contains the name, a finding in a file by its blob. A merge is compared
+/// with its first parent, so content that only the merge itself adds maps to the merge.
 async fn first_commits(
     mirror: &Mirror,
     quarantine: &Quarantine,
@@ -425,6 +425,7 @@ async fn first_commits(
             "-t",
             "--no-renames",
             "--no-abbrev",
+            "--diff-merges=first-parent",
         ])
         .arg("--format=commit %H %T")
         .args(tips)

@@ -524,3 +524,40 @@ fn archive_members_are_scanned() {
         Some(client.head(&work))
     );
 }
+
+#[test]
+fn merge_only_secret_names_merge() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    client.git_ok(&work, &["checkout", "--quiet", "-b", "side"]);
+    client.commit_file(&work, "side.txt", "side\n", "Side work");
+    client.git_ok(&work, &["checkout", "--quiet", "main"]);
+    client.commit_file(&work, "main.txt", "main\n", "Main work");
+    // An "evil merge": the token appears in neither parent, only in the merge itself.
+    client.git_ok(
+        &work,
+        &["merge", "--quiet", "--no-commit", "--no-ff", "side"],
+    );
+    std::fs::write(
+        work.join("merged.env"),
+        format!("TOKEN={}\n", fake_github_token()),
+    )
+    .unwrap();
+    client.git_ok(&work, &["add", "merged.env"]);
+    client.git_ok(&work, &["commit", "--quiet", "-m", "Merge side"]);
+    let merge = client.head(&work);
+
+    let output = client.git(&work, &["push", "origin", "main"]);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains(&format!("commit {merge}, file merged.env")),
+        "{text}"
+    );
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+}
