@@ -1,6 +1,7 @@
 //! `bottle run` without `--dry-run`: resolve the plan and hand it to the launcher.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use bottle_manifest::{AgentCommand, EnvValue, PathMatchKind, Plan, Repo, RepoKey, Route, Sources};
 
@@ -26,14 +27,6 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
         )
         .to_lowercase());
     }
-    if args.headless {
-        return Err(
-            "--headless needs an agent provider, which is not supported yet; give the \
-                    command after --"
-                .to_owned(),
-        );
-    }
-
     let plan = if args.agent.is_none() && args.bottles.is_empty() {
         Plan::default_bottle()
     } else {
@@ -42,6 +35,24 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
     let cwd = std::env::current_dir()
         .map_err(|err| format!("cannot read the current directory: {err}"))?;
     let sources = Sources::discover(&cwd).map_err(|err| err.to_string())?;
+    let provider = provider_launch(args, &plan, &sources.config_dir)?;
+    let bottle_routes: Vec<bottle_policy::Route> = plan
+        .routes
+        .iter()
+        .map(|route| policy_route(&route.value))
+        .collect();
+    let mut env: BTreeMap<String, EnvSource> = plan
+        .env
+        .iter()
+        .map(|entry| (entry.name.clone(), env_source(&entry.value)))
+        .collect();
+    if let Some(provider) = &provider {
+        // The bottle's own `env` wins over the provider's defaults.
+        for (name, value) in &provider.prepared.env {
+            env.entry(name.clone())
+                .or_insert_with(|| EnvSource::Literal(value.clone()));
+        }
+    }
 
     let launch_plan = LaunchPlan {
         agent: plan.agent.as_ref().map(|agent| agent.name.clone()),
@@ -50,16 +61,13 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
             .iter()
             .map(|bottle| bottle.name.clone())
             .collect(),
-        env: plan
-            .env
-            .iter()
-            .map(|entry| (entry.name.clone(), env_source(&entry.value)))
-            .collect::<BTreeMap<_, _>>(),
-        routes: plan
-            .routes
-            .iter()
-            .map(|route| policy_route(&route.value))
-            .collect(),
+        env,
+        routes: match &provider {
+            Some(provider) => {
+                bottle_providers::merge_routes(&provider.prepared.routes, &bottle_routes)
+            }
+            None => bottle_routes,
+        },
         egress_log: plan.egress_log.value,
         repos: plan
             .repos
@@ -67,7 +75,17 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
             .map(|repo| gate_repo(&repo.name, &repo.value))
             .collect::<Result<_, _>>()?,
         git_user: git_user(&plan),
-        command: command(args, &plan)?,
+        command: command(args, &plan, provider.as_ref())?,
+        provisioned: provider
+            .as_ref()
+            .map(|provider| provider.prepared.provisioned.clone())
+            .unwrap_or_default(),
+        home_files: provider
+            .as_ref()
+            .filter(|provider| provider.runs_cli)
+            .map(|provider| provider.prepared.home_files.clone())
+            .unwrap_or_default(),
+        agent_install: provider.and_then(|provider| provider.install_dir),
     };
     let options = LaunchOptions {
         config_dir: sources.config_dir,
@@ -77,9 +95,94 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
     Ok((launch_plan, options))
 }
 
-/// Chooses what runs: the command after `--`, else the agent's `command`, else an
-/// interactive shell. An agent provider's own CLI is not launched yet.
-fn command(args: &RunArgs, plan: &Plan) -> Result<Vec<String>, String> {
+/// The provider's part of a launch.
+struct ProviderLaunch {
+    prepared: bottle_providers::Prepared,
+    /// Whether the provider's CLI is what runs (no command after `--`, no agent command).
+    runs_cli: bool,
+    /// The installed CLI, bound read-only into the bottle when it runs.
+    install_dir: Option<PathBuf>,
+}
+
+/// Loads and prepares the plan's provider, and installs its CLI when that is what runs.
+/// Forwarded host credentials are read here, before anything starts.
+fn provider_launch(
+    args: &RunArgs,
+    plan: &Plan,
+    config_dir: &Path,
+) -> Result<Option<ProviderLaunch>, String> {
+    let runs_cli = args.command.is_empty() && plan.command.is_none();
+    let Some(provider) = &plan.provider else {
+        if args.headless {
+            return Err(
+                "--headless runs an agent provider's CLI, but no bottle sets \
+                        agent_provider.template; give the command after -- instead"
+                    .to_owned(),
+            );
+        }
+        return Ok(None);
+    };
+    if args.headless && !runs_cli {
+        return Err(
+            "--headless runs the agent provider's CLI, but a command replaces it; \
+                    drop the command or --headless"
+                .to_owned(),
+        );
+    }
+
+    let spec =
+        bottle_providers::load(&provider.template.value, config_dir).map_err(
+            |err| match &provider.template.source {
+                Some(file) => format!("{}: agent_provider.template: {err}", file.display()),
+                None => err.to_string(),
+            },
+        )?;
+    let settings = bottle_providers::ProviderSettings {
+        auth_token: provider
+            .auth_token
+            .as_ref()
+            .map(|token| token.value.clone()),
+        forward_host_credentials: provider.forward_host_credentials.value,
+        system_prompt: plan
+            .system_prompt
+            .as_ref()
+            .map(|prompt| prompt.value.clone()),
+        headless_prompt: args.prompt.clone().filter(|_| args.headless),
+    };
+    let now = bottle_providers::now_unix();
+    let prepared =
+        bottle_providers::prepare(&spec, &settings, &|name| std::env::var(name).ok(), now)
+            .map_err(|err| err.to_string())?;
+
+    let install_dir = match (&spec.package, runs_cli) {
+        (Some(package), true) => {
+            let dir = bottle_providers::install_dir(config_dir, package);
+            if !dir.join(&package.bin).exists() {
+                eprintln!(
+                    "bottle: installing {}@{} into {}",
+                    package.npm,
+                    package.version,
+                    dir.display()
+                );
+            }
+            Some(bottle_providers::ensure_installed(&dir, package).map_err(|err| err.to_string())?)
+        }
+        _ => None,
+    };
+    Ok(Some(ProviderLaunch {
+        prepared,
+        runs_cli,
+        install_dir,
+    }))
+}
+
+/// Chooses what runs: the command after `--`, else the agent's `command`, else the
+/// provider's CLI, else an interactive shell.
+fn command(
+    args: &RunArgs,
+    plan: &Plan,
+    provider: Option<&ProviderLaunch>,
+) -> Result<Vec<String>, String> {
     if !args.command.is_empty() {
         return Ok(args.command.clone());
     }
@@ -89,12 +192,8 @@ fn command(args: &RunArgs, plan: &Plan) -> Result<Vec<String>, String> {
             AgentCommand::Argv(argv) => argv.clone(),
         });
     }
-    if let Some(provider) = &plan.provider {
-        // TODO(providers): launch the provider's agent CLI once providers exist.
-        return Err(format!(
-            "agent provider {} cannot be launched yet; give the command after --",
-            provider.template.value
-        ));
+    if let Some(provider) = provider {
+        return Ok(provider.prepared.argv_with_home_files());
     }
     Ok(Vec::new())
 }

@@ -77,6 +77,8 @@ fn fixed_vars(slug: &str, term: Option<String>) -> Vec<(String, String)> {
         ("NODE_EXTRA_CA_CERTS", CA_PATH),
         ("PIP_CERT", CA_PATH),
         ("CARGO_HTTP_CAINFO", CA_PATH),
+        // Codex reads its own variable first, then SSL_CERT_FILE.
+        ("CODEX_CA_CERTIFICATE", CA_PATH),
         ("GIT_CONFIG_SYSTEM", GITCONFIG_PATH),
     ]
     .into_iter()

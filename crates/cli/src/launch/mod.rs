@@ -64,6 +64,13 @@ pub struct LaunchPlan {
     pub repos: Vec<bottle_gitgate::GateRepo>,
     /// The commit identity inside the bottle.
     pub git_user: Option<bottle_gitgate::GitUser>,
+    /// Token values of this launch, such as a forwarded host login, for the sidecar only.
+    /// They are merged over the host environment when token refs are resolved.
+    pub provisioned: bottle_providers::ProvisionedEnv,
+    /// Files the provider's CLI needs in the agent's home.
+    pub home_files: Vec<bottle_providers::HomeFile>,
+    /// The installed agent CLI, bound read-only into the bottle.
+    pub agent_install: Option<PathBuf>,
 }
 
 /// Options of one launch that do not come from the plan.
@@ -144,7 +151,9 @@ fn launch(
     .context("cannot write the bottle's metadata")?;
 
     phase(slug, "resolving tokens and environment");
-    let tokens = resolve_tokens(&plan.routes, &|name| std::env::var(name).ok())?;
+    let tokens = bottle_providers::resolve_tokens(&plan.routes, &plan.provisioned.0, &|name| {
+        std::env::var(name).ok()
+    })?;
     let agent_env = environment::build(slug, &plan.env, &|name| std::env::var(name).ok(), &prompt)
         .map_err(|message| anyhow!(message))?;
 
@@ -215,6 +224,17 @@ fn launch(
         .write_public_file("gitconfig", gitconfig.as_bytes())
         .context("cannot write the bottle's git configuration")?;
     mounts.push(bind_read_only(&gitconfig_path, environment::GITCONFIG_PATH));
+    if let Some(install) = &plan.agent_install {
+        mounts.push(bind_read_only(install, bottle_providers::AGENT_MOUNT));
+    }
+    if !plan.home_files.is_empty() {
+        let home_files = write_home_files(&dirs.state, &plan.home_files)
+            .context("cannot write the agent's home files")?;
+        mounts.push(bind_read_only(
+            &home_files,
+            bottle_providers::HOME_FILES_MOUNT,
+        ));
+    }
 
     let spec = bottle_sandbox::SandboxSpec {
         command: plan.command.clone(),
@@ -282,31 +302,26 @@ fn existing_workspace(dir: &Path) -> Result<PathBuf> {
     Ok(canonical)
 }
 
-/// Looks up the value of every token ref that a route injects.
-fn resolve_tokens(
-    routes: &[bottle_policy::Route],
-    host_var: &dyn Fn(&str) -> Option<String>,
-) -> Result<BTreeMap<String, String>> {
-    let mut tokens = BTreeMap::new();
-    for route in routes {
-        let Some(auth) = &route.auth else { continue };
-        if tokens.contains_key(&auth.token_ref) {
-            continue;
-        }
-        let value = host_var(&auth.token_ref)
-            .filter(|value| !value.is_empty())
-            .ok_or_else(|| {
-                anyhow!(
-                    "route {}:{} injects token {}, which has no value; export {} on the host",
-                    route.host,
-                    route.port,
-                    auth.token_ref,
-                    auth.token_ref
-                )
-            })?;
-        tokens.insert(auth.token_ref.clone(), value);
+/// Writes the provider's home files under `<state>/home`, readable by the agent, for
+/// the start-up step to copy into the bottle's home. They hold no credential.
+fn write_home_files(state_dir: &Path, files: &[bottle_providers::HomeFile]) -> Result<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+
+    let root = state_dir.join("home");
+    for file in files {
+        let path = root.join(&file.path);
+        let parent = path.parent().expect("a home file path has a parent");
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::write(&path, &file.contents)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    Ok(tokens)
+    Ok(root)
 }
 
 /// Asks the operator for a value on the terminal without echoing it.
@@ -364,40 +379,5 @@ fn start_sidecar(
             supervise::kill_and_reap(child);
             Err(err)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn route(host: &str, token_ref: Option<&str>) -> bottle_policy::Route {
-        let mut route: bottle_policy::Route =
-            serde_json::from_value(serde_json::json!({ "host": host })).expect("route");
-        if let Some(token_ref) = token_ref {
-            route.auth = Some(
-                serde_json::from_value(serde_json::json!({ "token_ref": token_ref }))
-                    .expect("auth"),
-            );
-        }
-        route
-    }
-
-    #[test]
-    fn tokens_resolved_per_ref() {
-        let routes = [route("a.example", Some("T1")), route("b.example", None)];
-        let tokens = resolve_tokens(&routes, &|name| (name == "T1").then(|| "v1".to_owned()))
-            .expect("resolve");
-        assert_eq!(tokens, BTreeMap::from([("T1".to_owned(), "v1".to_owned())]));
-    }
-
-    #[test]
-    fn missing_token_names_ref_and_route() {
-        let routes = [route("a.example", Some("T1"))];
-        let err = resolve_tokens(&routes, &|_| None).expect_err("missing");
-        assert_eq!(
-            err.to_string(),
-            "route a.example:443 injects token T1, which has no value; export T1 on the host"
-        );
     }
 }
