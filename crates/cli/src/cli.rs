@@ -20,6 +20,8 @@ pub enum Command {
     Info(InfoArgs),
     /// Validate bottle and agent files and report every invalid one.
     Check(CheckArgs),
+    /// Revoke stranded deploy keys and remove the state of bottles whose launcher is gone.
+    Gc,
     /// Internal: the egress proxy sidecar of one bottle.
     #[command(name = "__sidecar", hide = true)]
     Sidecar {

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod check;
+mod gc;
 mod info;
 mod plan;
 mod run;
@@ -16,6 +17,7 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Run(args) if args.dry_run => plan::dry_run(&args),
 
         Command::Run(args) => run::run(&args),
+        Command::Gc => gc::run(),
         Command::Sidecar { listeners } => sidecar::run(listeners),
     }
 }

@@ -3,11 +3,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bottle_manifest::{AgentCommand, EnvValue, PathMatchKind, Plan, Repo, RepoKey, Route, Sources};
+use bottle_manifest::{
+    AgentCommand, EnvValue, Forge, PathMatchKind, Plan, Repo, RepoKey, Route, Sources,
+};
 
 use crate::cli::{Backend, RunArgs};
 use crate::exit::Exit;
-use crate::launch::{self, EnvSource, LaunchOptions, LaunchPlan};
+use crate::launch::{self, EnvSource, LaunchOptions, LaunchPlan, PlannedRepo};
 
 pub fn run(args: &RunArgs) -> Exit {
     match prepare(args) {
@@ -73,7 +75,7 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
             .repos
             .iter()
             .map(|repo| gate_repo(&repo.name, &repo.value))
-            .collect::<Result<_, _>>()?,
+            .collect(),
         git_user: git_user(&plan),
         command: command(args, &plan, provider.as_ref())?,
         provisioned: provider
@@ -254,19 +256,28 @@ fn policy_route(route: &Route) -> bottle_policy::Route {
     }
 }
 
-/// Converts a validated repository of the bottle file into the git gate's.
-fn gate_repo(name: &str, repo: &Repo) -> Result<bottle_gitgate::GateRepo, String> {
-    let identity = match &repo.key {
-        RepoKey::Identity(path) => path.clone(),
-        RepoKey::ProvisionedKey(_) => {
-            // TODO(deploy-keys): register a deploy key through the forge's API.
-            return Err(format!(
-                "git-gate.repos.{name}.provisioned_key is not supported yet; use identity with \
-                 a private key file"
-            ));
-        }
+/// Converts a validated repository of the bottle file into the git gate's, with the
+/// forge settings when its deploy key is created at launch.
+fn gate_repo(name: &str, repo: &Repo) -> PlannedRepo {
+    let (identity, provision) = match &repo.key {
+        RepoKey::Identity(path) => (path.clone(), None),
+        // The launcher fills in the identity once the key is registered.
+        RepoKey::ProvisionedKey(key) => (
+            PathBuf::new(),
+            Some(bottle_forge::ProvisionSettings {
+                provider: match key.provider {
+                    Forge::Gitea => bottle_forge::Provider::Gitea,
+                    Forge::Github => bottle_forge::Provider::Github,
+                    Forge::Gitlab => bottle_forge::Provider::Gitlab,
+                },
+                api_url: key.api_url.clone(),
+                token_env: key.token_env.clone(),
+                read_only: key.read_only,
+                title: key.title.clone(),
+            }),
+        ),
     };
-    Ok(bottle_gitgate::GateRepo {
+    let gate = bottle_gitgate::GateRepo {
         name: name.to_owned(),
         url: repo.url.to_string(),
         host_keys: repo
@@ -281,7 +292,8 @@ fn gate_repo(name: &str, repo: &Repo) -> Result<bottle_gitgate::GateRepo, String
             delete: repo.push.delete,
             tags: repo.push.tags,
         },
-    })
+    };
+    PlannedRepo { gate, provision }
 }
 
 fn git_user(plan: &Plan) -> Option<bottle_gitgate::GitUser> {

@@ -4,6 +4,7 @@
 //! the sidecar as child processes and waits on their pidfds, so that neither child
 //! can outlive the other and a dying launcher takes both with it.
 
+mod deploy_keys;
 mod environment;
 mod slug;
 mod state;
@@ -19,6 +20,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+pub use deploy_keys::check as check_revocation;
 pub use environment::EnvSource;
 use state::{BottleDirs, Meta};
 use supervise::Outcome;
@@ -61,7 +63,7 @@ pub struct LaunchPlan {
     /// The command to run; empty for an interactive shell.
     pub command: Vec<String>,
     /// Repositories served by the git gate.
-    pub repos: Vec<bottle_gitgate::GateRepo>,
+    pub repos: Vec<PlannedRepo>,
     /// The commit identity inside the bottle.
     pub git_user: Option<bottle_gitgate::GitUser>,
     /// Token values of this launch, such as a forwarded host login, for the sidecar only.
@@ -71,6 +73,14 @@ pub struct LaunchPlan {
     pub home_files: Vec<bottle_providers::HomeFile>,
     /// The installed agent CLI, bound read-only into the bottle.
     pub agent_install: Option<PathBuf>,
+}
+
+/// A repository of the git gate, with the forge settings when its deploy key is
+/// created at launch (its identity is then filled in by the launcher).
+#[derive(Debug, Clone)]
+pub struct PlannedRepo {
+    pub gate: bottle_gitgate::GateRepo,
+    pub provision: Option<bottle_forge::ProvisionSettings>,
 }
 
 /// Options of one launch that do not come from the plan.
@@ -100,6 +110,16 @@ pub fn run(plan: &LaunchPlan, options: &LaunchOptions) -> Exit {
     };
 
     let result = launch(plan, options, &slug, &dirs);
+
+    // Deploy keys are revoked after the agent and the sidecar have stopped. A key that
+    // cannot be revoked keeps the state directory, whose journal `bottle gc` reads.
+    if let Err(err) = deploy_keys::revoke(&dirs.state) {
+        if let Err(launch_err) = &result {
+            eprintln!("bottle: {launch_err:#}");
+        }
+        eprintln!("bottle: teardown failed: {err:#}");
+        return Exit::Launcher;
+    }
 
     let removed = dirs.remove_state();
     match (result, removed) {
@@ -169,7 +189,7 @@ fn launch(
     let mut known_secrets: Vec<String> = tokens.values().cloned().collect();
     known_secrets.extend(agent_env.known_secrets.iter().cloned());
 
-    let sidecar_config = bottle_proxy::SidecarConfig {
+    let mut sidecar_config = bottle_proxy::SidecarConfig {
         slug: slug.to_owned(),
         routes: plan.routes.clone(),
         tokens,
@@ -177,18 +197,26 @@ fn launch(
         ca_key_pem: ca.key_pem(),
         audit_log: dirs.logs.join("egress.jsonl"),
         log_level: plan.egress_log,
-        known_secrets: agent_env.known_secrets.clone(),
+        known_secrets: Vec::new(),
         hold_timeout_secs: HOLD_TIMEOUT_SECS,
     };
     sidecar_config.validate().context("invalid egress policy")?;
 
-    let gate_config = if plan.repos.is_empty() {
+    let mut repos = plan.repos.clone();
+    let mut key_secrets = deploy_keys::provision(&mut repos, &dirs.state, slug, &|name| {
+        std::env::var(name).ok()
+    })?;
+    key_secrets.extend(identity_material(&repos));
+    known_secrets.extend(key_secrets);
+    sidecar_config.known_secrets = known_secrets.clone();
+
+    let gate_config = if repos.is_empty() {
         None
     } else {
         let config = bottle_gitgate::GateConfig {
             slug: slug.to_owned(),
             state_dir: dirs.state.join("gate"),
-            repos: plan.repos.clone(),
+            repos: repos.into_iter().map(|repo| repo.gate).collect(),
             known_secrets,
             hook_program: std::env::current_exe().context("cannot find the bottle executable")?,
             hook_args: vec![crate::PRE_RECEIVE_ARG.to_owned()],
@@ -282,6 +310,17 @@ fn launch(
 fn fresh_workspace_owner() -> Option<u32> {
     let (agent_uid, _) = bottle_sandbox::agent_host_ids();
     rustix::process::geteuid().is_root().then_some(agent_uid)
+}
+
+/// Returns the contents of the private key files the gate pushes with, so that the
+/// proxy and the gate treat their material as secrets. An unreadable file is skipped
+/// here; the gate's own validation reports it.
+fn identity_material(repos: &[PlannedRepo]) -> Vec<String> {
+    repos
+        .iter()
+        .filter(|repo| repo.provision.is_none())
+        .filter_map(|repo| std::fs::read_to_string(&repo.gate.identity).ok())
+        .collect()
 }
 
 fn bind_read_only(source: &Path, target: &str) -> bottle_sandbox::BindMount {
