@@ -29,7 +29,7 @@ pub fn ensure_installed(dir: &Path, package: &NpmPackage) -> Result<PathBuf, Pro
         dir: dir.to_path_buf(),
         reason,
     };
-    if dir.join(&package.bin).exists() {
+    if dir.join(package.bin_path()).exists() {
         return Ok(dir.to_path_buf());
     }
 
@@ -69,18 +69,18 @@ pub fn ensure_installed(dir: &Path, package: &NpmPackage) -> Result<PathBuf, Pro
             last_lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
         )));
     }
-    if !staging.join(&package.bin).exists() {
+    if !staging.join(package.bin_path()).exists() {
         let _ = std::fs::remove_dir_all(&staging);
         return Err(fail(format!(
             "npm installed the package, but {} is missing; the package may need a platform \
              binary that the registry does not have for this machine",
-            package.bin
+            package.bin_path()
         )));
     }
     match std::fs::rename(&staging, dir) {
         Ok(()) => Ok(dir.to_path_buf()),
         // Another launch finished the same install first.
-        Err(_) if dir.join(&package.bin).exists() => {
+        Err(_) if dir.join(package.bin_path()).exists() => {
             let _ = std::fs::remove_dir_all(&staging);
             Ok(dir.to_path_buf())
         }

@@ -148,7 +148,7 @@ pub fn prepare(
         .collect();
 
     let mut argv = match &spec.package {
-        Some(package) => vec![format!("{AGENT_MOUNT}/{}", package.bin)],
+        Some(package) => vec![format!("{AGENT_MOUNT}/{}", package.bin_path())],
         None => spec.command.clone(),
     };
     if settings.headless_prompt.is_some() {

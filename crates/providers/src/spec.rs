@@ -56,8 +56,23 @@ pub struct NpmPackage {
     pub npm: String,
     /// Exact version.
     pub version: String,
-    /// The executable, relative to the install directory.
+    /// The executable, relative to the install directory. `{platform}` stands for npm's
+    /// name of this machine's platform, such as `linux-x64`, for packages that ship a
+    /// native binary per platform as an optional dependency.
     pub bin: String,
+}
+
+impl NpmPackage {
+    /// Returns `bin` with `{platform}` replaced by this machine's npm platform name.
+    pub fn bin_path(&self) -> String {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "x64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        let platform = format!("{}-{arch}", std::env::consts::OS);
+        self.bin.replace("{platform}", &platform)
+    }
 }
 
 /// How the system prompt reaches the CLI.
@@ -234,7 +249,7 @@ fn validate(path: &Path, spec: &ProviderSpec) -> Result<(), ProviderError> {
         }
     }
     if let Some(package) = &spec.package
-        && !is_relative_inside(&package.bin)
+        && !is_relative_inside(&package.bin_path())
     {
         return Err(invalid(format!(
             "package.bin {:?} must be relative to the install directory, without '..'",

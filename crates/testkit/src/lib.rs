@@ -8,6 +8,7 @@
 mod ca;
 pub mod client;
 pub mod git;
+pub mod scripted;
 mod server;
 
 pub use ca::{TestCa, client_config_from_pem, crypto_provider};

@@ -159,7 +159,7 @@ fn provider_launch(
     let install_dir = match (&spec.package, runs_cli) {
         (Some(package), true) => {
             let dir = bottle_providers::install_dir(config_dir, package);
-            if !dir.join(&package.bin).exists() {
+            if !dir.join(package.bin_path()).exists() {
                 eprintln!(
                     "bottle: installing {}@{} into {}",
                     package.npm,
