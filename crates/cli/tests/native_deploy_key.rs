@@ -33,6 +33,18 @@ struct World {
     owner_link: std::path::PathBuf,
 }
 
+impl World {
+    /// Returns the `<owner>/<name>` path the forge knows the upstream by.
+    fn fake_repo(&self) -> String {
+        let owner = self
+            .owner_link
+            .file_name()
+            .expect("owner name")
+            .to_string_lossy();
+        format!("{owner}/upstream")
+    }
+}
+
 impl Drop for World {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.owner_link);
@@ -43,7 +55,7 @@ fn world() -> World {
     let sandbox = Sandbox::new();
     let dir = sandbox.path("upstream");
     fs::create_dir_all(&dir).expect("mkdir upstream");
-    // The only key sshd knows at first belongs to nobody in this test, so a push can
+    // At first sshd authorizes only a key that no part of this test uses, so a push can
     // only succeed with the key the launch registers.
     let unrelated = keygen(&dir.join("unrelated_key"));
     let sshd = Sshd::start(&dir, &unrelated);
@@ -156,7 +168,7 @@ fn failed_revocation_is_left_for_gc() {
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("widgets") || stderr.contains("upstream"),
+        stderr.contains(&format!("repo {}", world.fake_repo())),
         "{stderr}"
     );
     assert!(stderr.contains("key id"), "{stderr}");
@@ -173,13 +185,13 @@ fn failed_revocation_is_left_for_gc() {
         "the journal was not kept"
     );
 
-    // gc without the token says which variable to set and keeps the key.
+    // gc without the token names the variable to set and keeps the key.
     let gc = run(&mut bottle_command(&world.sandbox, HostUser::Root, &["gc"]));
     assert_eq!(gc.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gc.stderr).contains("BOTTLE_E2E_FORGE_TOKEN"));
     assert_eq!(world.fake.keys().len(), 1);
 
-    // With the forge answering again and the token set, gc revokes the key and
+    // With the forge responding again and the token set, gc revokes the key and
     // removes the state of the finished bottle.
     world.fake.fail_deletes_with(None);
     let gc = run(bottle_command(&world.sandbox, HostUser::Root, &["gc"])

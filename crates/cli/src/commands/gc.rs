@@ -65,7 +65,7 @@ pub fn run() -> Exit {
 }
 
 /// Removes the state directories of bottles whose launcher no longer runs and whose
-/// journal holds no deploy key. Returns how many were removed.
+/// journal contains no deploy key. Returns how many were removed.
 fn remove_orphans(state_root: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(state_root) else {
         return 0;

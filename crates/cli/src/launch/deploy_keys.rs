@@ -8,7 +8,7 @@ use bottle_forge::{ForgeToken, Journal, RevokeReport};
 
 use super::PlannedRepo;
 
-/// Registers a deploy key for every repo that asks for one, records each in the
+/// Registers a deploy key for every repo that requests one, records each in the
 /// bottle's journal before it is used, and points the repo's identity at the private
 /// key. Returns the secret values involved (forge tokens and key material), which the
 /// sidecar must watch for.
