@@ -373,3 +373,93 @@ fn two_bottles_do_not_see_each_other() {
         "the second bottle sees the first: {stdout}"
     );
 }
+
+#[test]
+fn workspace_overlapping_config_refused() {
+    let sandbox = Sandbox::new();
+    let inside = sandbox.config().join("bottles");
+    for workspace in [sandbox.root.path().to_path_buf(), sandbox.config(), inside] {
+        let workspace = workspace.display().to_string();
+        let output = run(&mut bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &[
+                "run",
+                "--workspace",
+                &workspace,
+                "--",
+                "touch",
+                "/workspace/planted",
+            ],
+        ));
+
+        assert_eq!(output.status.code(), Some(125), "--workspace {workspace}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("overlaps the config directory"), "{stderr}");
+        assert!(
+            !Path::new(&workspace).join("planted").exists(),
+            "the agent ran"
+        );
+    }
+
+    // Positive control: a directory beside the config directory is accepted.
+    let beside = sandbox.workspace().display().to_string();
+    let output = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["run", "--workspace", &beside, "--", "true"],
+    ));
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn sigterm_stops_agent_ignoring_signals() {
+    let sandbox = Sandbox::new();
+    let marker = "6005";
+    let mut child = KillOnDrop(
+        bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &[
+                "run",
+                "--label",
+                "stubborn",
+                "--",
+                "sh",
+                "-c",
+                &format!("trap '' INT TERM HUP; sleep {marker}"),
+            ],
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start bottle"),
+    );
+    wait_for("the agent to start", Duration::from_secs(30), || {
+        !pids_with_arg(marker).is_empty()
+    });
+
+    let launcher = child.0.id().to_string();
+    let sent = Command::new("kill")
+        .args(["-TERM", &launcher])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the bottle ignored SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_ne!(status.code(), Some(0));
+    assert!(
+        pids_with_arg(marker).is_empty(),
+        "the agent outlived SIGTERM"
+    );
+    assert!(
+        !sandbox.config().join("state/stubborn").exists(),
+        "state left behind"
+    );
+}

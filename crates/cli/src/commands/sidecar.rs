@@ -5,7 +5,7 @@
 //! listening sockets, created inside the bottle's network namespace, arrive as
 //! inherited file descriptors 3 and up.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 
 use anyhow::{Context, Result, bail};
 
@@ -30,6 +30,16 @@ pub fn run(listener_count: u16) -> Exit {
 }
 
 fn serve(listener_count: u16) -> Result<()> {
+    // The proxy and the gate decide what is worth printing, following the bottle's
+    // `egress.log` level; their lines go to the launcher's stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .with_max_level(tracing::Level::INFO)
+        .try_init();
+
     let mut input = Vec::new();
     std::io::stdin()
         .take(MAX_CONFIG_BYTES + 1)

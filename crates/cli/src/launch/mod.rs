@@ -109,7 +109,13 @@ pub fn run(plan: &LaunchPlan, options: &LaunchOptions) -> Exit {
         }
     };
 
-    let result = launch(plan, options, &slug, &dirs);
+    // The handlers stay installed through teardown, so that a signal cannot cut the
+    // revocation of deploy keys short.
+    let signals = supervise::Signals::install();
+    let result = match &signals {
+        Ok(signals) => launch(plan, options, &slug, &dirs, signals),
+        Err(err) => Err(anyhow!("{err:#}")),
+    };
 
     // Deploy keys are revoked after the agent and the sidecar have stopped. A key that
     // cannot be revoked keeps the state directory, whose journal `bottle gc` reads.
@@ -154,6 +160,7 @@ fn launch(
     options: &LaunchOptions,
     slug: &str,
     dirs: &BottleDirs,
+    signals: &supervise::Signals,
 ) -> Result<Exit> {
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -229,7 +236,7 @@ fn launch(
     };
 
     let workspace = match &options.workspace {
-        Some(dir) => existing_workspace(dir)?,
+        Some(dir) => existing_workspace(dir, &options.config_dir)?,
         None => dirs
             .fresh_workspace(fresh_workspace_owner())
             .context("cannot create the workspace")?,
@@ -296,7 +303,7 @@ fn launch(
     };
 
     phase(slug, "running");
-    let outcome = supervise::wait(launched, sidecar)?;
+    let outcome = supervise::wait(launched, sidecar, signals)?;
     match outcome {
         Outcome::Bottle(ended) => Ok(supervise::exit_of(&ended)),
         Outcome::SidecarDied(status) => {
@@ -331,12 +338,27 @@ fn bind_read_only(source: &Path, target: &str) -> bottle_sandbox::BindMount {
     }
 }
 
-fn existing_workspace(dir: &Path) -> Result<PathBuf> {
+/// Checks a `--workspace` directory. It must not contain the config directory or lie
+/// inside it: the agent could otherwise write bottle files (policy) for later runs, or
+/// the state and logs of other bottles.
+fn existing_workspace(dir: &Path, config_dir: &Path) -> Result<PathBuf> {
     let canonical = dir
         .canonicalize()
         .with_context(|| format!("invalid --workspace {}: cannot open it", dir.display()))?;
     if !canonical.is_dir() {
         bail!("invalid --workspace {}: not a directory", dir.display());
+    }
+
+    let config = config_dir
+        .canonicalize()
+        .with_context(|| format!("cannot open the config directory {}", config_dir.display()))?;
+    if config.starts_with(&canonical) || canonical.starts_with(&config) {
+        bail!(
+            "invalid --workspace {}: it overlaps the config directory {}, whose bottles, state \
+             and logs the agent must not reach; choose a directory outside it",
+            dir.display(),
+            config.display()
+        );
     }
     Ok(canonical)
 }

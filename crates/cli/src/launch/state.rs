@@ -55,7 +55,8 @@ impl BottleDirs {
                     io::Error::new(
                         err.kind(),
                         format!(
-                            "a bottle named {slug:?} already exists ({}); choose another --label",
+                            "a bottle named {slug:?} already exists ({}); choose another --label, \
+                             or run `bottle gc` if its launcher is gone",
                             state.display()
                         ),
                     )

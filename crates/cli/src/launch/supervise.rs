@@ -7,8 +7,6 @@
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::process::{Child, ChildStdout, ExitStatus};
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -84,47 +82,39 @@ pub fn wait_ready(mut stdout: ChildStdout) -> Result<()> {
 
 /// Waits for the bottle or the sidecar to exit, then stops the other.
 ///
-/// SIGINT is left to the agent, which shares the terminal's process group; SIGTERM
-/// and SIGHUP stop the bottle, and the launcher then tears down as usual.
-pub fn wait(mut bottle: bottle_sandbox::Launched, mut sidecar: Sidecar) -> Result<Outcome> {
-    let (signal_read, signal_write) =
-        std::os::unix::net::UnixStream::pair().context("cannot create the signal pipe")?;
-    // A handler that only sets a flag keeps SIGINT from ending the launcher; the
-    // agent in the foreground receives the same SIGINT and decides what it means.
-    let mut signal_ids = vec![
-        signal_hook::flag::register(SIGINT, Arc::new(AtomicBool::new(false)))
-            .context("cannot install signal handlers")?,
-    ];
-    for signal in [SIGTERM, SIGHUP] {
-        let write = signal_write
-            .try_clone()
-            .context("cannot create the signal pipe")?;
-        signal_ids.push(
-            signal_hook::low_level::pipe::register(signal, write)
-                .context("cannot install signal handlers")?,
-        );
-    }
-    signal_read
-        .set_nonblocking(true)
-        .context("cannot create the signal pipe")?;
-
+/// The first SIGINT is left to the agent, which shares the terminal's process group and
+/// decides what it means. A second SIGINT, a SIGTERM or a SIGHUP stops the bottle: the
+/// agent gets SIGTERM, and the whole bottle is killed if it is still running after the
+/// grace period. The launcher then tears down as usual.
+pub fn wait(
+    mut bottle: bottle_sandbox::Launched,
+    mut sidecar: Sidecar,
+    signals: &Signals,
+) -> Result<Outcome> {
+    let interrupt_read = &signals.interrupt;
+    let terminate_read = &signals.terminate;
     let bottle_fd = pidfd(&bottle.child)?;
     let sidecar_fd = pidfd(&sidecar.child)?;
+    let mut interrupts = 0;
+    let mut kill_at: Option<Instant> = None;
 
     let outcome = loop {
         let mut fds = [
             PollFd::new(&bottle_fd, PollFlags::IN),
             PollFd::new(&sidecar_fd, PollFlags::IN),
-            PollFd::new(&signal_read, PollFlags::IN),
+            PollFd::new(interrupt_read, PollFlags::IN),
+            PollFd::new(terminate_read, PollFlags::IN),
         ];
-        match poll(&mut fds, None) {
+        let timeout = kill_at.map(|at| timespec(at.saturating_duration_since(Instant::now())));
+        match poll(&mut fds, timeout.as_ref()) {
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => continue,
             Err(err) => return Err(err).context("cannot wait for the bottle"),
         }
         let bottle_done = !fds[0].revents().is_empty();
         let sidecar_done = !fds[1].revents().is_empty();
-        let signalled = !fds[2].revents().is_empty();
+        let interrupted = !fds[2].revents().is_empty();
+        let terminated = !fds[3].revents().is_empty();
 
         if bottle_done {
             let exit = bottle.wait().context("cannot reap the sandbox helper")?;
@@ -136,16 +126,77 @@ pub fn wait(mut bottle: bottle_sandbox::Launched, mut sidecar: Sidecar) -> Resul
             bottle.kill();
             break Outcome::SidecarDied(status);
         }
-        if signalled {
-            drain(&signal_read);
+        if kill_at.is_some_and(|at| Instant::now() >= at) {
+            eprintln!(
+                "bottle: the agent did not stop within {} s; killing the bottle",
+                STOP_GRACE.as_secs()
+            );
+            bottle.kill();
+            let exit = bottle.wait().context("cannot reap the sandbox helper")?;
+            stop(&mut sidecar.child, &sidecar_fd);
+            break Outcome::Bottle(exit);
+        }
+
+        if interrupted {
+            interrupts += drain(interrupt_read);
+        }
+        let stop_requested = interrupts >= 2 || (terminated && drain(terminate_read) > 0);
+        if stop_requested && kill_at.is_none() {
+            eprintln!("bottle: stopping the bottle");
             let _ = pidfd_send_signal(&bottle_fd, Signal::TERM);
+            kill_at = Some(Instant::now() + STOP_GRACE);
         }
     };
-
-    for id in signal_ids {
-        signal_hook::low_level::unregister(id);
-    }
     Ok(outcome)
+}
+
+/// The launcher's handlers for SIGINT, SIGTERM and SIGHUP, installed before anything is
+/// started so that a signal during the launch still leads to an orderly teardown. Each
+/// signal writes a byte to one of two pipes; dropping this removes the handlers.
+#[derive(Debug)]
+pub struct Signals {
+    interrupt: std::os::unix::net::UnixStream,
+    terminate: std::os::unix::net::UnixStream,
+    ids: Vec<signal_hook::SigId>,
+}
+
+impl Signals {
+    pub fn install() -> Result<Signals> {
+        let (interrupt, interrupt_write) =
+            std::os::unix::net::UnixStream::pair().context("cannot create the signal pipe")?;
+        let (terminate, terminate_write) =
+            std::os::unix::net::UnixStream::pair().context("cannot create the signal pipe")?;
+        let mut ids = vec![
+            signal_hook::low_level::pipe::register(SIGINT, interrupt_write)
+                .context("cannot install signal handlers")?,
+        ];
+        for signal in [SIGTERM, SIGHUP] {
+            let write = terminate_write
+                .try_clone()
+                .context("cannot create the signal pipe")?;
+            ids.push(
+                signal_hook::low_level::pipe::register(signal, write)
+                    .context("cannot install signal handlers")?,
+            );
+        }
+        for pipe in [&interrupt, &terminate] {
+            pipe.set_nonblocking(true)
+                .context("cannot create the signal pipe")?;
+        }
+        Ok(Signals {
+            interrupt,
+            terminate,
+            ids,
+        })
+    }
+}
+
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for id in self.ids.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
 }
 
 /// Kills a child and reaps it; used when a launch fails half-way.
@@ -168,10 +219,18 @@ fn stop(child: &mut Child, child_fd: &OwnedFd) {
     let _ = child.wait();
 }
 
-/// Empties the non-blocking signal pipe, which holds one byte per signal received.
-fn drain(mut pipe: &std::os::unix::net::UnixStream) {
+/// Empties a non-blocking signal pipe, which receives one byte per signal, and returns
+/// how many signals arrived.
+fn drain(mut pipe: &std::os::unix::net::UnixStream) -> usize {
     let mut buffer = [0u8; 32];
-    while matches!(pipe.read(&mut buffer), Ok(n) if n > 0) {}
+    let mut count = 0;
+    while let Ok(read) = pipe.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        count += read;
+    }
+    count
 }
 
 fn pidfd(child: &Child) -> Result<OwnedFd> {
