@@ -87,7 +87,10 @@ pub fn check_paths(sources: &Sources, paths: &[PathBuf]) -> Vec<Checked> {
                 }
             }
         } else {
-            let kind = path.parent().map_or(FileKind::Agent, kind_of_dir);
+            // The kind comes from the parent directory's name, so a relative path such as
+            // `./x.md` run inside `bottles/` is resolved first.
+            let resolved = path.canonicalize().unwrap_or_else(|_| path.clone());
+            let kind = resolved.parent().map_or(FileKind::Agent, kind_of_dir);
             results.push(check_one(sources, path.clone(), kind));
         }
     }

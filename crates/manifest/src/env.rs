@@ -30,6 +30,38 @@ pub enum EnvValue {
     },
 }
 
+/// Variables the launcher sets itself in every bottle: the proxy and CA trust settings,
+/// the agent's identity and home, and the git configuration. A bottle cannot override
+/// them, since that would only break the bottle's own tools.
+pub const RESERVED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "TERM",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "NODE_USE_ENV_PROXY",
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "REQUESTS_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+    "CARGO_HTTP_CAINFO",
+    "GIT_CONFIG_SYSTEM",
+    "CODEX_CA_CERTIFICATE",
+    "BOT_BOTTLE_SLUG",
+];
+
 /// Decodes the `env` map in file order.
 pub(crate) fn decode_env(cx: &mut Cx, node: &Node) -> Option<Vec<(String, Sourced<EnvValue>)>> {
     let entries = cx.entries(node)?;
@@ -41,6 +73,17 @@ pub(crate) fn decode_env(cx: &mut Cx, node: &Node) -> Option<Vec<(String, Source
                 line: key.line,
             };
             if !check_variable_name(cx, &key_node, &key.name) {
+                return;
+            }
+            if RESERVED_ENV.contains(&key.name.as_str()) {
+                cx.error(
+                    &key_node,
+                    format!(
+                        "`{}` is set by bottle in every bottle and cannot be overridden; remove \
+                         it",
+                        key.name
+                    ),
+                );
                 return;
             }
             if let Some(parsed) = decode_env_value(cx, value) {

@@ -38,7 +38,7 @@ mod yaml;
 
 pub use agent::AgentCommand;
 pub use check::{Checked, FileKind, check_all, check_file, check_paths};
-pub use env::EnvValue;
+pub use env::{EnvValue, RESERVED_ENV};
 pub use error::{Diagnostic, Error};
 pub use file::MAX_FILE_BYTES;
 pub use gitgate::{Forge, GitUrl, HostKey, ProvisionedKey, PushPolicy, Repo, RepoKey};

@@ -202,6 +202,20 @@ mod tests {
     }
 
     #[test]
+    fn fixed_variables_are_reserved_in_files() {
+        let names: Vec<String> = fixed_vars("b", None)
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        for name in &names {
+            assert!(
+                bottle_manifest::RESERVED_ENV.contains(&name.as_str()),
+                "{name} is set by the launcher but bottle files may set it"
+            );
+        }
+    }
+
+    #[test]
     fn prompt_value_used() {
         let entries =
             BTreeMap::from([("PIN".to_owned(), EnvSource::Prompt(Some("PIN?".to_owned())))]);

@@ -104,6 +104,19 @@ fn env_values() {
 }
 
 #[test]
+fn env_reserved_names_rejected() {
+    for name in ["HTTPS_PROXY", "https_proxy", "SSL_CERT_FILE", "PATH", "BOT_BOTTLE_SLUG"] {
+        assert_eq!(
+            bottle_errors(&format!("env:\n  {name}: x\n")),
+            [format!(
+                "b.md:3: env.{name}: `{name}` is set by bottle in every bottle and cannot be \
+                 overridden; remove it"
+            )]
+        );
+    }
+}
+
+#[test]
 fn env_errors() {
     assert_eq!(
         bottle_errors("env:\n  1BAD: x\n"),
