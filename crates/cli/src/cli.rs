@@ -20,6 +20,28 @@ pub enum Command {
     Info(InfoArgs),
     /// Validate bottle and agent files and report every invalid one.
     Check(CheckArgs),
+    /// List running bottles and the state left by crashed ones.
+    Ls {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a bottle's egress audit log (JSON lines).
+    Logs {
+        /// The bottle's slug, as `bottle ls` shows it.
+        slug: String,
+        /// Keep printing new lines until the bottle ends.
+        #[arg(long)]
+        follow: bool,
+        /// Accepted for compatibility; the egress audit log is the only log kept.
+        #[arg(long)]
+        egress: bool,
+    },
+    /// Stop a running bottle: the agent gets SIGTERM, then the bottle is torn down.
+    Stop {
+        /// The bottle's slug, as `bottle ls` shows it.
+        slug: String,
+    },
     /// Revoke stranded deploy keys and remove the state of bottles whose launcher is gone.
     Gc,
     /// Internal: the egress proxy sidecar of one bottle.

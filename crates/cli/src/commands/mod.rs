@@ -3,6 +3,7 @@
 mod check;
 mod gc;
 mod info;
+mod lifecycle;
 mod plan;
 mod run;
 mod sidecar;
@@ -18,6 +19,9 @@ pub fn dispatch(cli: Cli) -> Exit {
 
         Command::Run(args) => run::run(&args),
         Command::Gc => gc::run(),
+        Command::Ls { json } => lifecycle::ls(json),
+        Command::Logs { slug, follow, .. } => lifecycle::logs(&slug, follow),
+        Command::Stop { slug } => lifecycle::stop(&slug),
         Command::Sidecar { listeners } => sidecar::run(listeners),
     }
 }

@@ -1,0 +1,106 @@
+//! `bottle ls`, `bottle logs` and `bottle stop` against a real running bottle.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use support::{HostUser, KillOnDrop, Sandbox, bottle_command, pids_with_arg, run};
+
+#[test]
+fn ls_logs_and_stop_running_bottle() {
+    let sandbox = Sandbox::new();
+    let marker = "6006";
+    let mut child = KillOnDrop(
+        bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &[
+                "run",
+                "--label",
+                "lifecycle",
+                "--",
+                "sh",
+                "-c",
+                &format!("curl -s http://evil.example/; sleep {marker}"),
+            ],
+        )
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start bottle"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids_with_arg(marker).is_empty() {
+        assert!(Instant::now() < deadline, "the agent did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let listed = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["ls", "--json"],
+    ));
+    assert_eq!(listed.status.code(), Some(0));
+    let bottles: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("JSON");
+    let entry = bottles
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|bottle| bottle["slug"] == "lifecycle")
+        .expect("the running bottle is listed");
+    assert_eq!(entry["state"], "running");
+    assert_eq!(entry["backend"], "native");
+
+    let logs = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["logs", "lifecycle"],
+    ));
+    assert_eq!(logs.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("evil.example"));
+
+    let stopped = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["stop", "lifecycle"],
+    ));
+    assert_eq!(stopped.status.code(), Some(0));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.0.try_wait().expect("wait").is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "bottle stop did not stop the bottle"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        pids_with_arg(marker).is_empty(),
+        "the agent outlived bottle stop"
+    );
+    assert!(
+        !sandbox.config().join("state/lifecycle").exists(),
+        "state left behind"
+    );
+
+    let again = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["stop", "lifecycle"],
+    ));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no bottle named lifecycle"));
+}
+
+#[test]
+fn logs_and_stop_reject_path_names() {
+    let sandbox = Sandbox::new();
+    for command in ["logs", "stop"] {
+        let output = run(&mut bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &[command, "../state"],
+        ));
+        assert_eq!(output.status.code(), Some(2), "{command}");
+        assert!(String::from_utf8_lossy(&output.stderr).contains("invalid bottle name"));
+    }
+}
