@@ -20,6 +20,14 @@ pub enum Command {
     Info(InfoArgs),
     /// Validate bottle and agent files and report every invalid one.
     Check(CheckArgs),
+    /// Write an example bottle and agent to start from.
+    Init,
+    /// Print shell completions.
+    Completions {
+        /// The shell to complete for.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
     /// List running bottles and the state left by crashed ones.
     Ls {
         /// Print the list as JSON.
@@ -104,6 +112,13 @@ pub enum Backend {
     Docker,
     /// A micro-VM per bottle.
     Vm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

@@ -104,3 +104,38 @@ fn logs_and_stop_reject_path_names() {
         assert!(String::from_utf8_lossy(&output.stderr).contains("invalid bottle name"));
     }
 }
+
+#[test]
+fn init_writes_examples_that_load() {
+    let sandbox = Sandbox::new();
+    std::fs::remove_dir_all(sandbox.config()).expect("start without a config directory");
+
+    let output = run(&mut bottle_command(&sandbox, HostUser::Root, &["init"]));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(sandbox.config().join("bottles/example.md").exists());
+    assert!(sandbox.config().join("agents/example.md").exists());
+
+    let checked = run(&mut bottle_command(&sandbox, HostUser::Root, &["check"]));
+    assert_eq!(
+        checked.status.code(),
+        Some(0),
+        "the examples do not pass bottle check"
+    );
+
+    // A second init never overwrites the user's files.
+    let again = run(&mut bottle_command(&sandbox, HostUser::Root, &["init"]));
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("example.md"));
+}
+
+#[test]
+fn completions_for_bash() {
+    let sandbox = Sandbox::new();
+    let output = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["completions", "bash"],
+    ));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("_bottle"));
+}

@@ -3,6 +3,7 @@
 mod check;
 mod gc;
 mod info;
+mod init;
 mod lifecycle;
 mod plan;
 mod run;
@@ -19,6 +20,8 @@ pub fn dispatch(cli: Cli) -> Exit {
 
         Command::Run(args) => run::run(&args),
         Command::Gc => gc::run(),
+        Command::Init => init::init(),
+        Command::Completions { shell } => init::completions(shell),
         Command::Ls { json } => lifecycle::ls(json),
         Command::Logs { slug, follow, .. } => lifecycle::logs(&slug, follow),
         Command::Stop { slug } => lifecycle::stop(&slug),
