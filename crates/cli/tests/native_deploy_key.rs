@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use bottle_forge::fake::FakeGitea;
 use bottle_testkit::git::{Sshd, build_upstream, keygen, sshd_authorized_keys, upstream_ref};
-use support::{HostUser, Sandbox, bottle_command, run};
+use support::{HostUser, KillOnDrop, Sandbox, bottle_command, pids_with_arg, run};
 
 const FORGE_TOKEN: &str = "gitea-admin-token-e2e-4c1d";
 
@@ -201,5 +201,53 @@ fn failed_revocation_is_left_for_gc() {
     assert!(
         !state.exists(),
         "gc did not remove the finished bottle's state"
+    );
+}
+
+#[test]
+fn gc_revokes_key_of_killed_launcher() {
+    let world = world();
+    let marker = "6007";
+    let mut launcher = KillOnDrop(
+        bottle_command(
+            &world.sandbox,
+            HostUser::Root,
+            &["run", "pusher", "--label", "killed", "--", "sleep", marker],
+        )
+        .env("BOTTLE_E2E_FORGE_TOKEN", FORGE_TOKEN)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("start bottle"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while pids_with_arg(marker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(world.fake.keys().len(), 1, "the key was not registered");
+
+    // kill -9 gives the launcher no chance to revoke anything.
+    launcher.0.kill().expect("kill the launcher");
+    launcher.0.wait().expect("reap the launcher");
+    let state = world.sandbox.config().join("state/killed");
+    assert!(
+        state.join("deploy-keys.json").exists(),
+        "the journal is gone"
+    );
+    assert_eq!(world.fake.keys().len(), 1);
+
+    let gc = run(bottle_command(&world.sandbox, HostUser::Root, &["gc"])
+        .env("BOTTLE_E2E_FORGE_TOKEN", FORGE_TOKEN));
+    assert_eq!(gc.status.code(), Some(0));
+    assert!(
+        world.fake.keys().is_empty(),
+        "gc did not revoke the stranded key"
+    );
+    assert!(
+        !state.exists(),
+        "gc did not remove the killed bottle's state"
     );
 }
