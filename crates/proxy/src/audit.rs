@@ -56,6 +56,9 @@ pub struct AuditRecord {
     /// Prompt-injection findings in the response.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub inbound: Vec<InboundFinding>,
+    /// Id of the queue item when the request was held for an operator's decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
 }
 
 impl AuditRecord {
@@ -77,6 +80,7 @@ impl AuditRecord {
             bytes: 0,
             findings: Vec::new(),
             inbound: Vec::new(),
+            held: None,
         }
     }
 }

@@ -25,6 +25,7 @@ mod doh;
 mod error;
 mod headers;
 mod history;
+mod hold;
 mod inbound;
 mod inject;
 mod limit;

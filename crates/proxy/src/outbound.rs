@@ -3,9 +3,8 @@
 //! or `supervise` action. The body is buffered (up to a cap), decoded and scanned; a body
 //! that cannot be scanned is refused, never forwarded.
 
-use std::time::Duration;
-
 use bottle_policy::{CompiledRoute, OnMatch};
+use bottle_queue::{RequestDigest, Summary};
 use bottle_scanner::{Detector, Scanner};
 use bytes::Bytes;
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
@@ -13,10 +12,13 @@ use http::{Request, Uri};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
+use bottle_policy::query_keys_only;
+
 use crate::decode::{self, MAX_BODY};
 use crate::dlp::{self, DlpFinding, Located, Location, RequestParts};
 use crate::doh::{self, DNS_RULE};
 use crate::history::{self, History};
+use crate::hold::{Outcome, Supervisor};
 
 /// Rule id prefix of DLP refusals: `dlp:<scanner rule>`, or `dlp` alone for bodies that
 /// cannot be scanned.
@@ -27,6 +29,8 @@ pub(crate) const DLP_RULE: &str = "dlp";
 pub(crate) struct Inspected {
     pub(crate) request: Request<Full<Bytes>>,
     pub(crate) findings: Vec<DlpFinding>,
+    /// Queue item id when the operator approved the request.
+    pub(crate) held: Option<String>,
 }
 
 /// Why a request is refused, with the findings that caused it (if any).
@@ -35,6 +39,8 @@ pub(crate) struct Refusal {
     pub(crate) rule: String,
     pub(crate) reason: String,
     pub(crate) findings: Vec<DlpFinding>,
+    /// Queue item id when the request was held for the operator.
+    pub(crate) held: Option<String>,
 }
 
 impl Refusal {
@@ -43,6 +49,7 @@ impl Refusal {
             rule: rule.to_owned(),
             reason: reason.into(),
             findings: Vec::new(),
+            held: None,
         }
     }
 }
@@ -51,8 +58,8 @@ impl Refusal {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Checks<'a> {
     pub(crate) scanner: &'a Scanner,
-    /// How long a `supervise` hold waits before it denies.
-    pub(crate) hold: Duration,
+    /// The queue of `supervise` holds and the values the operator approved.
+    pub(crate) supervisor: &'a Supervisor,
     /// Recent field values per host, for secrets split across requests.
     pub(crate) history: &'a History,
 }
@@ -116,10 +123,18 @@ pub(crate) async fn inspect(
             end: 0,
         }));
     }
+    let supervised = route.route.dlp.outbound_on_match == OnMatch::Supervise;
+    if supervised {
+        found.retain(|located| {
+            !finding_value(&scan_parts, located)
+                .is_some_and(|value| checks.supervisor.is_approved(value))
+        });
+    }
     if found.is_empty() {
         return Ok(Inspected {
             request: Request::from_parts(parts, Full::new(body)),
             findings: Vec::new(),
+            held: None,
         });
     }
 
@@ -130,21 +145,67 @@ pub(crate) async fn inspect(
         rule: rule.clone(),
         reason,
         findings: findings.clone(),
+        held: None,
     };
     match route.route.dlp.outbound_on_match {
         OnMatch::Block => Err(refuse(format!(
             "request blocked: it carries {summary}; this route blocks such requests"
         ))),
         OnMatch::Supervise => {
-            // TODO(supervise): hold in the per-bottle queue until `bottle approve` or
-            // `bottle deny`; until that exists nobody can approve, so the hold always
-            // ends in a denial.
-            tokio::time::sleep(checks.hold).await;
-            Err(refuse(format!(
-                "request held for operator approval because it carries {summary}; no \
-                 operator approved it within {} s, so it is denied",
-                checks.hold.as_secs()
-            )))
+            let locations: Vec<(String, String)> = findings
+                .iter()
+                .map(|f| (f.rule.clone(), f.location.to_string()))
+                .collect();
+            let audit_path = match parts.uri.query() {
+                Some(query) => format!("{canonical_path}?{}", query_keys_only(query)),
+                None => canonical_path.to_owned(),
+            };
+            let shown = Summary::new(parts.method.as_str(), host, &audit_path, &locations);
+            let target = match parts.uri.query() {
+                Some(query) => format!("{canonical_path}?{query}"),
+                None => canonical_path.to_owned(),
+            };
+            let digest = bottle_queue::request_digest(&RequestDigest {
+                method: parts.method.as_str(),
+                authority: host,
+                path_and_query: &target,
+                headers: &scan_parts.headers,
+                body: &body,
+            });
+            let supervisor = checks.supervisor;
+            match supervisor.hold(shown, &digest).await {
+                Outcome::Approved { id } => {
+                    supervisor.approve_values(
+                        found
+                            .iter()
+                            .filter_map(|located| finding_value(&scan_parts, located)),
+                    );
+                    Ok(Inspected {
+                        request: Request::from_parts(parts, Full::new(body)),
+                        findings,
+                        held: Some(id),
+                    })
+                }
+                Outcome::Denied { id, reason } => Err(Refusal {
+                    held: Some(id.clone()),
+                    ..refuse(format!(
+                        "request held for operator approval because it carries {summary}; the \
+                         operator denied it (item {id}): {reason}"
+                    ))
+                }),
+                Outcome::TimedOut { id } => Err(Refusal {
+                    held: Some(id.clone()),
+                    ..refuse(format!(
+                        "request held for operator approval because it carries {summary}; no \
+                         operator approved it within {} s (item {id}), so it is denied",
+                        supervisor.timeout().as_secs()
+                    ))
+                }),
+                Outcome::Unqueued => Err(refuse(format!(
+                    "request held for operator approval because it carries {summary}; the \
+                     approval queue cannot be written, so it is denied"
+                ))),
+            }
         }
         OnMatch::Redact => {
             let unredactable = found.iter().find(|l| {
@@ -185,9 +246,28 @@ pub(crate) async fn inspect(
             Ok(Inspected {
                 request: Request::from_parts(parts, Full::new(body)),
                 findings,
+                held: None,
             })
         }
     }
+}
+
+/// Returns the bytes a finding covers, or `None` when it spans parts or was found across
+/// requests.
+// TODO(supervise): values spanning parts or split across requests have no single span,
+// so an approval of them is not remembered and each such request is held again.
+fn finding_value<'a>(parts: &RequestParts<'a>, located: &Located) -> Option<&'a [u8]> {
+    let part = located.part?;
+    let header_count = parts.headers.len();
+    let bytes: &'a [u8] = match part {
+        0 => parts.host.as_bytes(),
+        1 => parts.path,
+        2 => parts.query,
+        index if index < 3 + header_count => parts.headers[index - 3].1,
+        index if index == 3 + header_count => parts.body,
+        _ => return None,
+    };
+    bytes.get(located.start..located.end)
 }
 
 /// Refuses header values with CR, LF or NUL. hyper's parsers reject them already; this

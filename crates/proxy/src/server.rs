@@ -30,6 +30,7 @@ use crate::dlp::{self, DlpFinding};
 use crate::doh::{self, DNS_RULE};
 use crate::headers::{inject_token, strip_hop_by_hop, token_value};
 use crate::history::History;
+use crate::hold::Supervisor;
 use crate::inbound::{self, StreamInspector};
 use crate::limit::LogLimiter;
 use crate::magic::{self, MAGIC_HOST, MAGIC_RULE};
@@ -73,8 +74,8 @@ pub(crate) struct Proxy {
     log_limiter: LogLimiter,
     /// The outbound DLP scanner, compiled with the bottle's known secrets.
     scanner: Scanner,
-    /// How long a `supervise` hold waits.
-    hold: Duration,
+    /// The queue of `supervise` holds and the values the operator approved.
+    supervisor: Supervisor,
     /// Recent request field values per host, for secrets split across requests.
     history: History,
 }
@@ -106,6 +107,8 @@ struct Seen {
     port: Option<u16>,
     path: Option<String>,
     findings: Vec<DlpFinding>,
+    /// Queue item id of a `supervise` hold.
+    held: Option<String>,
 }
 
 impl Seen {
@@ -116,6 +119,7 @@ impl Seen {
             port,
             path: None,
             findings: Vec::new(),
+            held: None,
         }
     }
 }
@@ -151,6 +155,7 @@ impl Proxy {
 
         let scanner = Scanner::try_new(&config.known_secret_values())?;
         let audit = AuditLog::open(&config.audit_log)?;
+        let supervisor = Supervisor::new(&config);
         Ok(Proxy {
             slug: config.slug,
             policy,
@@ -163,7 +168,7 @@ impl Proxy {
             log_level: config.log_level,
             log_limiter: LogLimiter::new(),
             scanner,
-            hold: Duration::from_secs(config.hold_timeout_secs),
+            supervisor,
             history: History::default(),
         })
     }
@@ -537,7 +542,7 @@ impl Proxy {
 
         let checks = Checks {
             scanner: &self.scanner,
-            hold: self.hold,
+            supervisor: &self.supervisor,
             history: &self.history,
         };
         let host = tunnel.host.to_string();
@@ -545,10 +550,12 @@ impl Proxy {
             Ok(inspected) => inspected,
             Err(refusal) => {
                 seen.findings = refusal.findings;
+                seen.held = refusal.held;
                 return self.refuse(seen, &refusal.rule, &refusal.reason);
             }
         };
         seen.findings = inspected.findings;
+        seen.held = inspected.held;
         self.clone()
             .forward(inspected.request, tunnel, tls, &path, seen)
             .await

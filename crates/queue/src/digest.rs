@@ -34,11 +34,17 @@ pub fn request_digest(request: &RequestDigest<'_>) -> String {
         field(value);
     }
     field(request.body);
-    hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    hex(&hasher.finalize())
+}
+
+/// Returns the lower-case hex SHA-256 digest of `value`, so a value approved once can be
+/// recognized later without keeping it.
+pub fn value_digest(value: &[u8]) -> String {
+    hex(&Sha256::digest(value))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[cfg(test)]

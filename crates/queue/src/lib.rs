@@ -13,7 +13,7 @@ mod item;
 mod sanitize;
 mod store;
 
-pub use digest::{RequestDigest, request_digest};
+pub use digest::{RequestDigest, request_digest, value_digest};
 pub use id::{is_valid_id, new_id};
 pub use item::{Decision, FindingSummary, Item, Kind, Summary, Verdict};
 pub use sanitize::sanitize;

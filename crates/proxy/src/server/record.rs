@@ -66,6 +66,7 @@ impl Proxy {
         record.reason = reason.map(|reason| self.scrub(reason));
         record.status = status;
         record.findings.clone_from(&seen.findings);
+        record.held.clone_from(&seen.held);
         record
     }
 

@@ -1,0 +1,181 @@
+//! The `supervise` hold: a request in which the outbound DLP found a secret waits in the
+//! bottle's queue until the operator approves or denies it, or until the hold times out.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use bottle_queue::{Kind, Queue, Summary, Verdict, value_digest};
+use tokio::time::Instant;
+
+use crate::SidecarConfig;
+
+/// First interval between two looks for a decision; it doubles up to [`MAX_POLL`].
+const FIRST_POLL: Duration = Duration::from_millis(25);
+/// Longest interval between two looks for a decision.
+const MAX_POLL: Duration = Duration::from_millis(500);
+
+/// How a hold ended.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// The operator approved the request.
+    Approved { id: String },
+    /// The operator denied the request, with a sanitized reason.
+    Denied { id: String, reason: String },
+    /// Nobody decided before the hold timed out.
+    TimedOut { id: String },
+    /// The item could not be queued, so nobody can approve it.
+    Unqueued,
+}
+
+/// The bottle's queue and the values the operator approved.
+#[derive(Debug)]
+pub(crate) struct Supervisor {
+    slug: String,
+    queue: Queue,
+    /// How long a hold waits before it denies.
+    timeout: Duration,
+    /// SHA-256 digests of finding values in approved requests. They stay allowed for the
+    /// life of the proxy.
+    approved: Mutex<HashSet<String>>,
+}
+
+impl Supervisor {
+    pub(crate) fn new(config: &SidecarConfig) -> Supervisor {
+        Supervisor {
+            slug: config.slug.clone(),
+            queue: Queue::new(queue_dir(&config.audit_log, &config.slug)),
+            timeout: Duration::from_secs(config.hold_timeout_secs),
+            approved: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Returns true when the operator approved a request carrying `value` before.
+    pub(crate) fn is_approved(&self, value: &[u8]) -> bool {
+        let approved = self.approved.lock().expect("approved set lock poisoned");
+        approved.contains(&value_digest(value))
+    }
+
+    /// Remembers `values` as approved.
+    pub(crate) fn approve_values<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) {
+        let mut approved = self.approved.lock().expect("approved set lock poisoned");
+        approved.extend(values.into_iter().map(value_digest));
+    }
+
+    /// Queues the request with `digest` and waits for the operator's decision or the
+    /// timeout. The item and its decision are removed when the hold ends, also when the
+    /// agent disconnects and the future is dropped.
+    pub(crate) async fn hold(&self, summary: Summary, digest: &str) -> Outcome {
+        let item = match self
+            .queue
+            .submit(&self.slug, Kind::Dlp, summary, digest, self.timeout)
+        {
+            Ok(item) => item,
+            Err(err) => {
+                tracing::error!(error = %err, "cannot queue a held request; it is denied");
+                return Outcome::Unqueued;
+            }
+        };
+        let cleanup = Cleanup {
+            queue: &self.queue,
+            id: &item.id,
+        };
+        tracing::warn!(
+            id = %item.id,
+            "request held for approval: {}; run `bottle approve {}` or `bottle deny {} --reason ...`",
+            item.summary.line(),
+            item.id,
+            item.id
+        );
+
+        let deadline = Instant::now() + self.timeout;
+        let mut interval = FIRST_POLL;
+        let verdict = loop {
+            match self.queue.decision(&item.id, digest) {
+                Ok(Some(decision)) => break Some(decision.verdict),
+                Ok(None) => {}
+                Err(err) => tracing::error!(id = %item.id, error = %err, "cannot read a decision"),
+            }
+            // The loop looks once more after the deadline, so a decision written just in
+            // time still counts.
+            let now = Instant::now();
+            if now >= deadline {
+                break None;
+            }
+            tokio::time::sleep(interval.min(deadline - now)).await;
+            interval = (interval * 2).min(MAX_POLL);
+        };
+        drop(cleanup);
+
+        let id = item.id;
+        match verdict {
+            Some(Verdict::Approve) => Outcome::Approved { id },
+            Some(Verdict::Deny { reason }) => Outcome::Denied {
+                id,
+                reason: bottle_queue::sanitize(&reason),
+            },
+            None => Outcome::TimedOut { id },
+        }
+    }
+}
+
+/// Removes a held item and its decision when dropped.
+struct Cleanup<'a> {
+    queue: &'a Queue,
+    id: &'a str,
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if let Err(err) = self.queue.remove(self.id) {
+            tracing::error!(id = %self.id, error = %err, "cannot remove a held item");
+        }
+    }
+}
+
+/// Returns the queue directory for a sidecar whose audit log is `audit_log`. The launcher
+/// puts the log at `<config>/logs/<slug>/egress.jsonl`, so the queue is
+/// `<config>/state/<slug>/queue`, outside the bottle. For any other layout (tests, a
+/// custom launcher) the queue is the `queue` directory next to the audit log.
+fn queue_dir(audit_log: &Path, slug: &str) -> PathBuf {
+    let log_dir = audit_log.parent().unwrap_or_else(|| Path::new("."));
+    let logs_root = log_dir.parent();
+    match logs_root {
+        Some(root)
+            if log_dir.file_name().is_some_and(|name| name == slug)
+                && root.file_name().is_some_and(|name| name == "logs") =>
+        {
+            let config_dir = root.parent().unwrap_or_else(|| Path::new("."));
+            bottle_queue::bottle_queue_dir(config_dir, slug)
+        }
+        _ => log_dir.join("queue"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_dir_follows_launcher_layout() {
+        let dir = queue_dir(
+            Path::new("/home/u/.config/bot-bottle/logs/demo/egress.jsonl"),
+            "demo",
+        );
+        assert_eq!(
+            dir,
+            Path::new("/home/u/.config/bot-bottle/state/demo/queue")
+        );
+    }
+
+    #[test]
+    fn queue_dir_falls_back_next_to_log() {
+        let dir = queue_dir(Path::new("/tmp/x/egress.jsonl"), "demo");
+        assert_eq!(dir, Path::new("/tmp/x/queue"));
+    }
+}
