@@ -50,6 +50,28 @@ pub enum Command {
         /// The bottle's slug, as `bottle ls` shows it.
         slug: String,
     },
+    /// Approve a request held for the operator: the sidecar forwards it.
+    Approve {
+        /// The held item's id, as `bottle supervise --list` shows it.
+        id: String,
+    },
+    /// Deny a request held for the operator: the agent gets a refusal with the reason.
+    Deny {
+        /// The held item's id, as `bottle supervise --list` shows it.
+        id: String,
+        /// Why, shown to the agent in the refusal.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show the requests of every bottle that are held for the operator.
+    Supervise {
+        /// Print the pending items and exit (the only mode so far).
+        #[arg(long)]
+        list: bool,
+        /// Print the pending items as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Revoke stranded deploy keys and remove the state of bottles whose launcher is gone.
     Gc,
     /// Internal: the egress proxy sidecar of one bottle.

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod approve;
 mod check;
 mod gc;
 mod info;
@@ -19,6 +20,10 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Run(args) if args.dry_run => plan::dry_run(&args),
 
         Command::Run(args) => run::run(&args),
+        Command::Approve { id } => approve::approve(&id),
+        Command::Deny { id, reason } => approve::deny(&id, &reason),
+        // TODO(supervise): the interactive view is not built; both forms print the list.
+        Command::Supervise { json, .. } => approve::list(json),
         Command::Gc => gc::run(),
         Command::Init => init::init(),
         Command::Completions { shell } => init::completions(shell),
