@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use bottle_forge::fake::FakeGitea;
 use bottle_testkit::git::{Sshd, build_upstream, keygen, sshd_authorized_keys, upstream_ref};
-use support::{HostUser, KillOnDrop, Sandbox, bottle_command, pids_with_arg, run};
+use support::{HostUser, KillOnDrop, Sandbox, bottle_command, pids_with_arg, run, wait_for};
 
 const FORGE_TOKEN: &str = "gitea-admin-token-e2e-4c1d";
 
@@ -208,25 +208,26 @@ fn failed_revocation_is_left_for_gc() {
 fn gc_revokes_key_of_killed_launcher() {
     let world = world();
     let marker = "6007";
+    // The marker is an argument of the agent's `sleep` alone, not of the launcher.
+    let agent = format!("exec sleep {marker}");
     let mut launcher = KillOnDrop(
         bottle_command(
             &world.sandbox,
             HostUser::Root,
-            &["run", "pusher", "--label", "killed", "--", "sleep", marker],
+            &[
+                "run", "pusher", "--label", "killed", "--", "sh", "-c", &agent,
+            ],
         )
         .env("BOTTLE_E2E_FORGE_TOKEN", FORGE_TOKEN)
         .stdin(std::process::Stdio::null())
         .spawn()
         .expect("start bottle"),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while pids_with_arg(marker).is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for(
+        "the agent to start",
+        std::time::Duration::from_secs(30),
+        || !pids_with_arg(marker).is_empty(),
+    );
     assert_eq!(world.fake.keys().len(), 1, "the key was not registered");
 
     // kill -9 gives the launcher no chance to revoke anything.

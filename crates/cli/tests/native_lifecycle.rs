@@ -3,9 +3,9 @@
 mod support;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::{HostUser, KillOnDrop, Sandbox, bottle_command, pids_with_arg, run};
+use support::{HostUser, KillOnDrop, Sandbox, bottle_command, pids_with_arg, run, wait_for};
 
 #[test]
 fn ls_logs_and_stop_running_bottle() {
@@ -29,11 +29,9 @@ fn ls_logs_and_stop_running_bottle() {
         .spawn()
         .expect("start bottle"),
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pids_with_arg(marker).is_empty() {
-        assert!(Instant::now() < deadline, "the agent did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for("the agent to start", Duration::from_secs(30), || {
+        !pids_with_arg(marker).is_empty()
+    });
 
     let listed = run(&mut bottle_command(
         &sandbox,
@@ -65,14 +63,11 @@ fn ls_logs_and_stop_running_bottle() {
         &["stop", "lifecycle"],
     ));
     assert_eq!(stopped.status.code(), Some(0));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.0.try_wait().expect("wait").is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "bottle stop did not stop the bottle"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for(
+        "bottle stop to end the bottle",
+        Duration::from_secs(30),
+        || child.0.try_wait().expect("wait").is_some(),
+    );
     assert!(
         pids_with_arg(marker).is_empty(),
         "the agent outlived bottle stop"

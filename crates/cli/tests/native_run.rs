@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use support::{
     API_HOST, FakeApi, HostUser, KillOnDrop, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command,
-    files_containing, pids_with_arg, run,
+    files_containing, pids_with_arg, run, wait_for,
 };
 
 /// The scripted agent: each step writes its result under /workspace/out for the test
@@ -208,26 +208,17 @@ fn scenario_rootless() {
     scenario(HostUser::Rootless);
 }
 
-/// Waits until `check` holds, polling with a growing interval, and fails with `what`.
-fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    let mut interval = Duration::from_millis(10);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(interval);
-        interval = (interval * 2).min(Duration::from_millis(500));
-    }
-}
-
 #[test]
 fn killing_sidecar_stops_bottle() {
     let sandbox = Sandbox::new();
     let marker = "6001";
+    // The marker is an argument of the agent's `sleep` alone, not of the launcher.
+    let agent = format!("exec sleep {marker}");
     let mut child = KillOnDrop(
         bottle_command(
             &sandbox,
             HostUser::Root,
-            &["run", "--label", "kill-sidecar", "--", "sleep", marker],
+            &["run", "--label", "kill-sidecar", "--", "sh", "-c", &agent],
         )
         .stdin(Stdio::null())
         .spawn()
@@ -340,7 +331,15 @@ fn two_bottles_do_not_see_each_other() {
         bottle_command(
             &sandbox,
             HostUser::Root,
-            &["run", "--label", "first", "--", "sleep", "6003"],
+            &[
+                "run",
+                "--label",
+                "first",
+                "--",
+                "sh",
+                "-c",
+                "exec sleep 6003",
+            ],
         )
         .stdin(Stdio::null())
         .spawn()

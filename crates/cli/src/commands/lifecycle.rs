@@ -25,12 +25,18 @@ struct Listed {
     state: String,
 }
 
-fn config_dir() -> Result<PathBuf, String> {
-    let cwd = std::env::current_dir()
-        .map_err(|err| format!("cannot read the current directory: {err}"))?;
-    Sources::discover(&cwd)
-        .map(|sources| sources.config_dir)
-        .map_err(|err| err.to_string())
+/// Finds the config directory, printing why when it cannot.
+fn config_dir() -> Option<PathBuf> {
+    let found = std::env::current_dir()
+        .map_err(|err| format!("cannot read the current directory: {err}"))
+        .and_then(|cwd| Sources::discover(&cwd).map_err(|err| err.to_string()));
+    match found {
+        Ok(sources) => Some(sources.config_dir),
+        Err(message) => {
+            eprintln!("bottle: {message}");
+            None
+        }
+    }
 }
 
 /// Reads every bottle's metadata, sorted by start time.
@@ -53,12 +59,8 @@ fn bottles(config: &Path) -> Vec<Listed> {
 }
 
 pub fn ls(json: bool) -> Exit {
-    let config = match config_dir() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("bottle: {message}");
-            return Exit::Failure;
-        }
+    let Some(config) = config_dir() else {
+        return Exit::Failure;
     };
     let listed = bottles(&config);
     if json {
@@ -111,12 +113,8 @@ pub fn logs(slug: &str, follow: bool) -> Exit {
         eprintln!("bottle: invalid bottle name {slug:?}; `bottle ls` lists the bottles");
         return Exit::Usage;
     }
-    let config = match config_dir() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("bottle: {message}");
-            return Exit::Failure;
-        }
+    let Some(config) = config_dir() else {
+        return Exit::Failure;
     };
     let path = config.join("logs").join(slug).join("egress.jsonl");
     let mut file = match std::fs::File::open(&path) {
@@ -162,12 +160,8 @@ pub fn stop(slug: &str) -> Exit {
         eprintln!("bottle: invalid bottle name {slug:?}; `bottle ls` lists the bottles");
         return Exit::Usage;
     }
-    let config = match config_dir() {
-        Ok(config) => config,
-        Err(message) => {
-            eprintln!("bottle: {message}");
-            return Exit::Failure;
-        }
+    let Some(config) = config_dir() else {
+        return Exit::Failure;
     };
     let Some(bottle) = bottles(&config)
         .into_iter()

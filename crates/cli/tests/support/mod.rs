@@ -8,6 +8,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 use bottle_testkit::{RecordingServer, TestCa};
 
@@ -184,7 +185,9 @@ pub fn run(command: &mut Command) -> Output {
     output
 }
 
-/// Returns the pids of processes whose argv contains `needle` as one argument.
+/// Returns the pids of processes whose argv contains `needle` as one argument. Give the
+/// marker to the agent inside `sh -c "exec ..."`, so that the launcher's own argv, which
+/// holds the script as a single argument, does not match.
 pub fn pids_with_arg(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in fs::read_dir("/proc").expect("read /proc").flatten() {
@@ -239,4 +242,15 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<String> {
         }
     }
     found
+}
+
+/// Waits until `check` holds, polling with a growing interval, and fails with `what`.
+pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    let mut interval = Duration::from_millis(10);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(interval);
+        interval = (interval * 2).min(Duration::from_millis(500));
+    }
 }
