@@ -239,4 +239,30 @@ mod tests {
             1000
         );
     }
+
+    // Property tests over the decoders, which parse bytes the agent controls. They
+    // stand in for a fuzz target, because cargo-fuzz needs a nightly toolchain.
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+        #[test]
+        fn arbitrary_bodies_never_panic(
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..4096),
+            encoding in proptest::sample::select(
+                vec!["gzip", "deflate", "br", "zstd", "gzip, br", "zstd, gzip"],
+            ),
+        ) {
+            if let Ok(decoded) = decode_body(&headers(encoding), &body) {
+                proptest::prop_assert!(decoded.len() <= MAX_DECODED);
+            }
+        }
+
+        #[test]
+        fn gzip_round_trips(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..8192),
+        ) {
+            let decoded = decode_body(&headers("gzip"), &gzip(&data)).expect("decodes");
+            proptest::prop_assert_eq!(decoded, data);
+        }
+    }
 }
