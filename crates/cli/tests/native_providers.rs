@@ -24,9 +24,10 @@ const CLAUDE_TOKEN_VAR: &str = "BOTTLE_E2E_CLAUDE_TOKEN";
 /// What the scripted model answers once its tool call has run.
 const FINAL_ANSWER: &str = "BOTTLE-E2E-SCRIPTED-ANSWER";
 
-/// The shell command the scripted model asks the agent to run.
-const TOOL_COMMAND: &str =
-    "env > /workspace/agent-env.txt; printf 'hello from the bottle\\n' > /workspace/hello.txt";
+/// The shell command the scripted model asks the agent to run: it writes the test file
+/// and copies what the agent can see (environment, home) for the test to search.
+const TOOL_COMMAND: &str = "env > /workspace/agent-env.txt; cp -R \"$HOME\" /workspace/agent-home; \
+    printf 'hello from the bottle\\n' > /workspace/hello.txt";
 
 /// Installs the provider's pinned CLI once per target directory and links it into the
 /// sandbox's cache, where `bottle run` looks for it. Fails with the reason when the
@@ -244,5 +245,204 @@ fn claude_cli_runs_headless() {
     assert!(
         agent_env.contains("ANTHROPIC_AUTH_TOKEN=bottle-placeholder-anthropic-token"),
         "the agent holds the placeholder: {agent_env}"
+    );
+}
+
+/// The access token of the fake host Codex login: a JWT whose signature part marks it
+/// as the real one. The bottle must never hold it.
+const CODEX_SIGNATURE: &str = "Ym90dGxlLWUyZS1jb2RleC1yZWFsLXNpZ25hdHVyZQ";
+
+/// Builds the fake host login with an access token that expires in an hour.
+fn codex_host_login(dir: &Path) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    let exp = bottle_providers::now_unix() + 3600;
+    let claims = URL_SAFE_NO_PAD.encode(json!({"exp": exp, "sub": "e2e"}).to_string());
+    let access_token = format!("eyJhbGciOiJSUzI1NiJ9.{claims}.{CODEX_SIGNATURE}");
+    let id_claims = URL_SAFE_NO_PAD.encode(
+        json!({"email": "e2e@example.org", "https://api.openai.com/auth":
+            {"chatgpt_plan_type": "plus", "chatgpt_account_id": "acct-e2e"}})
+        .to_string(),
+    );
+    let auth = json!({
+        "OPENAI_API_KEY": null,
+        "tokens": {
+            "id_token": format!("eyJhbGciOiJSUzI1NiJ9.{id_claims}.{CODEX_SIGNATURE}"),
+            "access_token": access_token,
+            "refresh_token": "e2e-real-refresh-token",
+            "account_id": "acct-e2e",
+        },
+        "last_refresh": "2026-01-01T00:00:00Z",
+    });
+    fs::create_dir_all(dir).expect("mkdir host codex home");
+    fs::write(dir.join("auth.json"), auth.to_string()).expect("write host login");
+    access_token
+}
+
+/// Builds a Responses API event stream that carries one output item.
+fn responses_stream(item: Value) -> ScriptedResponse {
+    let usage = json!({"input_tokens": 10, "input_tokens_details": null, "output_tokens": 5,
+        "output_tokens_details": null, "total_tokens": 15});
+    ScriptedResponse::sse(&[
+        (
+            "response.created",
+            json!({"type": "response.created", "response": {"id": "resp_bottle_e2e"}}).to_string(),
+        ),
+        (
+            "response.output_item.done",
+            json!({"type": "response.output_item.done", "output_index": 0, "item": item})
+                .to_string(),
+        ),
+        (
+            "response.completed",
+            json!({"type": "response.completed",
+                "response": {"id": "resp_bottle_e2e", "usage": usage}})
+            .to_string(),
+        ),
+    ])
+}
+
+/// Returns the request body, decompressed when Codex sent it with zstd.
+fn request_body(request: &bottle_testkit::RecordedRequest) -> Vec<u8> {
+    use std::io::Read;
+
+    if request.header_values("content-encoding") != ["zstd"] {
+        return request.body.clone();
+    }
+    let mut decoded = Vec::new();
+    ruzstd::decoding::StreamingDecoder::new(&request.body[..])
+        .expect("a zstd frame header")
+        .read_to_end(&mut decoded)
+        .expect("a complete zstd body");
+    decoded
+}
+
+/// The scripted Responses API: the first turn gets a shell tool call, the turn that
+/// returns its output gets [`FINAL_ANSWER`].
+fn codex_script(request: &bottle_testkit::RecordedRequest) -> ScriptedResponse {
+    if request.path.starts_with("/backend-api/wham/accounts/check") {
+        return ScriptedResponse::json(
+            &json!({"accounts": [{"id": "acct-e2e", "structure": "personal",
+                "plan_type": "plus", "is_deactivated": false, "can_access_with_session": true,
+                "workspace_backend_origin": "https://chatgpt.com",
+                "account_routing_override": "NO_CONSTRAINT"}],
+                "account_ordering": ["acct-e2e"]})
+            .to_string(),
+        );
+    }
+    if !request.path.ends_with("/responses") || request.method != "POST" {
+        return ScriptedResponse::status(404, "not scripted");
+    }
+    let body: Value = serde_json::from_slice(&request_body(request)).unwrap_or(Value::Null);
+    let returns_output = body["input"].as_array().is_some_and(|items| {
+        items
+            .iter()
+            .any(|item| item["type"] == "custom_tool_call_output")
+    });
+    if returns_output {
+        return responses_stream(json!({"type": "message", "role": "assistant",
+            "id": "msg_bottle_e2e", "content": [{"type": "output_text", "text": FINAL_ANSWER}]}));
+    }
+    // Codex 0.169's default model works in "code mode": its one tool, `exec`, runs
+    // JavaScript that calls the shell tool as `tools.exec_command`.
+    let script = format!(
+        "await tools.exec_command({{cmd: {}}});\ntext(\"done\");",
+        Value::String(TOOL_COMMAND.to_owned())
+    );
+    responses_stream(json!({"type": "custom_tool_call", "id": "ctc_bottle_e2e",
+        "call_id": "call_bottle_e2e", "name": "exec", "input": script}))
+}
+
+#[test]
+fn codex_cli_runs_with_forwarded_login() {
+    let sandbox = Sandbox::new();
+    install_agent(&sandbox, "codex");
+    let host_codex_home = sandbox.path("host-codex");
+    let access_token = codex_host_login(&host_codex_home);
+    let ca = TestCa::new("bottle codex e2e CA");
+    let server = ScriptedServer::start(
+        &ca,
+        &["chatgpt.com", "api.openai.com"],
+        Arc::new(codex_script),
+    );
+    let ca_path = write_test_ca(&sandbox, &ca);
+    let mut routes = String::new();
+    for host in ["chatgpt.com", "api.openai.com"] {
+        routes.push_str(&format!(
+            "    - host: {host}\n      connect: \"{}\"\n      upstream_ca: {}\n",
+            server.addr(),
+            ca_path.display()
+        ));
+    }
+    sandbox.write(
+        "config/bottles/codex-e2e.md",
+        &format!(
+            "---\nagent_provider:\n  template: codex\n  forward_host_credentials: true\n\
+             egress:\n  routes:\n{routes}---\n"
+        ),
+    );
+    sandbox.write(
+        "config/agents/codex-e2e.md",
+        "---\nbottle: codex-e2e\n---\nYou are the bottle end-to-end test agent.\n",
+    );
+    fs::set_permissions(sandbox.workspace(), fs::Permissions::from_mode(0o777))
+        .expect("chmod workspace");
+    let workspace = sandbox.workspace().display().to_string();
+
+    let output = run(&mut bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &[
+            "run",
+            "codex-e2e",
+            "--label",
+            "codex-e2e",
+            "--workspace",
+            &workspace,
+            "--headless",
+            "--prompt",
+            "Write hello.txt in the workspace.",
+        ],
+    )
+    .env("CODEX_HOME", &host_codex_home));
+
+    let requests = server.requests();
+    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout: {stdout}; requests: {paths:?}"
+    );
+    let turns: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path.ends_with("/responses"))
+        .collect();
+    assert!(turns.len() >= 2, "a tool call and its output: {paths:?}");
+    for request in &requests {
+        assert_eq!(
+            request.header_values("authorization"),
+            [format!("Bearer {access_token}")],
+            "{} carries the forwarded host token",
+            request.path
+        );
+        assert!(
+            !request.contains("bottle-placeholder"),
+            "{} carries the agent's placeholder",
+            request.path
+        );
+    }
+    check_agent_run(&sandbox, &stdout, CODEX_SIGNATURE);
+    let dummy = fs::read_to_string(sandbox.workspace().join("agent-home/.codex/auth.json"))
+        .expect("the agent's home holds the dummy login");
+    assert!(dummy.contains("bottle-placeholder."), "{dummy}");
+    assert!(
+        !dummy.contains(&access_token),
+        "the dummy login holds the real token"
+    );
+    assert!(
+        files_containing(&sandbox.workspace(), b"e2e-real-refresh-token").is_empty(),
+        "the host's refresh token is inside the bottle"
     );
 }

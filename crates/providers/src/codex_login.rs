@@ -143,9 +143,14 @@ fn jwt_claims(token: &str) -> Option<Value> {
     claims.is_object().then_some(claims)
 }
 
+/// Header part of every placeholder JWT. It is not a JOSE header (base64url of a JSON
+/// object, starting `eyJ`), so neither a JWT library nor the proxy's token scanner takes
+/// the placeholder for a real token; Codex decodes only the claims part to read `exp`.
+const PLACEHOLDER_HEADER: &str = "bottle-placeholder";
+
 /// Builds a JWT-shaped placeholder with `claims` and a signature that verifies nowhere.
 fn placeholder_jwt(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
+    let header = PLACEHOLDER_HEADER;
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     let signature = URL_SAFE_NO_PAD.encode(PLACEHOLDER_SIGNATURE);
     format!("{header}.{payload}.{signature}")
@@ -353,6 +358,7 @@ mod tests {
         assert_eq!(jwt_claims(access).expect("JWT shape")["exp"], NOW + 3600);
         let signature = access.rsplit('.').next().expect("signature part");
         assert_eq!(signature, URL_SAFE_NO_PAD.encode(PLACEHOLDER_SIGNATURE));
+        assert!(access.starts_with("bottle-placeholder."), "{access}");
         let id = auth["tokens"]["id_token"].as_str().expect("id token");
         assert_eq!(
             jwt_claims(id).expect("JWT shape")[AUTH_CLAIMS]["chatgpt_plan_type"],
