@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bottle_queue::{Kind, Queue, Summary, Verdict, value_digest};
@@ -15,6 +16,9 @@ use crate::SidecarConfig;
 const FIRST_POLL: Duration = Duration::from_millis(25);
 /// Longest interval between two looks for a decision.
 const MAX_POLL: Duration = Duration::from_millis(500);
+/// Most requests one bottle can have held at once. Further ones are denied without being
+/// queued, so an agent cannot flood the operator's queue or the disk.
+const MAX_PENDING: usize = 32;
 
 /// How a hold ended.
 #[derive(Debug)]
@@ -27,6 +31,8 @@ pub(crate) enum Outcome {
     TimedOut { id: String },
     /// The item could not be queued, so nobody can approve it.
     Unqueued,
+    /// [`MAX_PENDING`] requests are already held.
+    QueueFull,
 }
 
 /// The bottle's queue and the values the operator approved.
@@ -39,6 +45,8 @@ pub(crate) struct Supervisor {
     /// SHA-256 digests of finding values in approved requests. They stay allowed for the
     /// life of the proxy.
     approved: Mutex<HashSet<String>>,
+    /// Number of holds in progress.
+    pending: AtomicUsize,
 }
 
 impl Supervisor {
@@ -48,6 +56,7 @@ impl Supervisor {
             queue: Queue::new(queue_dir(&config.audit_log, &config.slug)),
             timeout: Duration::from_secs(config.hold_timeout_secs),
             approved: Mutex::new(HashSet::new()),
+            pending: AtomicUsize::new(0),
         }
     }
 
@@ -71,6 +80,13 @@ impl Supervisor {
     /// timeout. The item and its decision are removed when the hold ends, also when the
     /// agent disconnects and the future is dropped.
     pub(crate) async fn hold(&self, summary: Summary, digest: &str) -> Outcome {
+        let Some(_slot) = PendingSlot::take(&self.pending) else {
+            tracing::warn!(
+                max = MAX_PENDING,
+                "too many held requests; one more is denied"
+            );
+            return Outcome::QueueFull;
+        };
         let item = match self
             .queue
             .submit(&self.slug, Kind::Dlp, summary, digest, self.timeout)
@@ -124,6 +140,26 @@ impl Supervisor {
     }
 }
 
+/// One of the [`MAX_PENDING`] holds, released when dropped.
+struct PendingSlot<'a>(&'a AtomicUsize);
+
+impl<'a> PendingSlot<'a> {
+    fn take(pending: &'a AtomicUsize) -> Option<PendingSlot<'a>> {
+        pending
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| {
+                (count < MAX_PENDING).then_some(count + 1)
+            })
+            .ok()
+            .map(|_| PendingSlot(pending))
+    }
+}
+
+impl Drop for PendingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Removes a held item and its decision when dropped.
 struct Cleanup<'a> {
     queue: &'a Queue,
@@ -160,6 +196,17 @@ fn queue_dir(audit_log: &Path, slug: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pending_slots_are_capped() {
+        let pending = AtomicUsize::new(0);
+        let slots: Vec<_> = (0..MAX_PENDING)
+            .map(|_| PendingSlot::take(&pending).expect("a free slot"))
+            .collect();
+        assert!(PendingSlot::take(&pending).is_none(), "one slot too many");
+        drop(slots);
+        assert!(PendingSlot::take(&pending).is_some(), "slots are released");
+    }
 
     #[test]
     fn queue_dir_follows_launcher_layout() {

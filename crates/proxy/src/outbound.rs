@@ -160,7 +160,13 @@ pub(crate) async fn inspect(
                 Some(query) => format!("{canonical_path}?{}", query_keys_only(query)),
                 None => canonical_path.to_owned(),
             };
-            let shown = Summary::new(parts.method.as_str(), host, &audit_path, &locations);
+            // The secret may sit in the host or path, and the operator must not see it.
+            let shown = Summary::new(
+                parts.method.as_str(),
+                &scrub(checks.scanner, host),
+                &scrub(checks.scanner, &audit_path),
+                &locations,
+            );
             let target = match parts.uri.query() {
                 Some(query) => format!("{canonical_path}?{query}"),
                 None => canonical_path.to_owned(),
@@ -201,6 +207,10 @@ pub(crate) async fn inspect(
                         supervisor.timeout().as_secs()
                     ))
                 }),
+                Outcome::QueueFull => Err(refuse(format!(
+                    "request held for operator approval because it carries {summary}; too \
+                     many requests already wait for the operator, so it is denied"
+                ))),
                 Outcome::Unqueued => Err(refuse(format!(
                     "request held for operator approval because it carries {summary}; the \
                      approval queue cannot be written, so it is denied"
@@ -250,6 +260,15 @@ pub(crate) async fn inspect(
             })
         }
     }
+}
+
+/// Returns `text` with every value the scanner finds replaced by a marker.
+fn scrub(scanner: &Scanner, text: &str) -> String {
+    let found = scanner.scan(text.as_bytes());
+    if found.is_empty() {
+        return text.to_owned();
+    }
+    String::from_utf8_lossy(&bottle_scanner::redact(text.as_bytes(), &found)).into_owned()
 }
 
 /// Returns the bytes a finding covers, or `None` when it spans parts or was found across

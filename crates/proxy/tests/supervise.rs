@@ -197,3 +197,26 @@ async fn approval_of_other_request_is_ignored() {
     assert_eq!(reply.status, 403, "{}", reply.body_text());
     assert!(fixture.requests().is_empty());
 }
+
+#[tokio::test]
+async fn operator_never_sees_secret_in_path() {
+    let fixture = Fixture::new().await;
+    let proxy = start(&fixture, 60).await;
+    let operator = decide_when_queued(queue_dir(&fixture), Verdict::deny("no"));
+
+    let request = http::Request::post(format!("/upload/{KNOWN_SECRET}"))
+        .header("host", API)
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let reply = send(&fixture, proxy, request).await;
+    let item = operator.await.expect("operator task");
+    assert_eq!(reply.status, 403, "{}", reply.body_text());
+    assert_eq!(item.summary.findings[0].location, "path");
+    assert!(
+        item.summary.path.starts_with("/upload/"),
+        "{}",
+        item.summary.path
+    );
+    let shown = serde_json::to_string(&item).expect("serialize");
+    assert!(!shown.contains(KNOWN_SECRET), "{shown}");
+}
