@@ -126,3 +126,20 @@ fn supervise_lists_pending_items() {
     let items: Vec<Item> = serde_json::from_slice(&output.stdout).expect("JSON items");
     assert_eq!(items, vec![item]);
 }
+
+#[test]
+fn expired_id_fails() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let (queue, mut item) = queue_item(config.path());
+    // Rewrite the item as if its hold had timed out.
+    item.expires_unix = item.created_unix.saturating_sub(1);
+    let path = queue.dir().join(format!("{}.json", item.id));
+    std::fs::write(&path, serde_json::to_vec(&item).expect("serialize")).expect("rewrite");
+
+    bottle(config.path())
+        .args(["approve", &item.id])
+        .assert()
+        .code(1)
+        .stderr(contains("has expired"));
+    assert_eq!(queue.decision(&item.id, DIGEST).expect("read"), None);
+}
