@@ -95,17 +95,19 @@ impl Queue {
             return Err(QueueError::Expired(id.to_owned()));
         }
         let path = self.decision_path(id);
-        if path.exists() {
-            return Err(QueueError::AlreadyDecided(id.to_owned()));
-        }
         let decision = Decision {
             id: id.to_owned(),
             digest: item.digest.clone(),
             verdict,
             decided_unix: now,
         };
-        write_atomic(&path, &decision)?;
-        Ok((item, decision))
+        match write_new(&path, &decision) {
+            Err(QueueError::Io { source, .. }) if source.kind() == io::ErrorKind::AlreadyExists => {
+                Err(QueueError::AlreadyDecided(id.to_owned()))
+            }
+            Err(err) => Err(err),
+            Ok(()) => Ok((item, decision)),
+        }
     }
 
     /// Removes item `id` and its decision, ignoring files already gone.
@@ -232,6 +234,26 @@ fn io_error(path: &Path, source: io::Error) -> QueueError {
 /// Writes `value` as JSON to a temporary file (mode 0600) in the same directory, then
 /// renames it onto `path`, so a reader sees either no file or the whole file.
 fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), QueueError> {
+    write_then(path, value, |temp| fs::rename(temp, path))
+}
+
+/// Writes `value` like [`write_atomic`], but fails with `AlreadyExists` when `path`
+/// exists, so of two operators deciding at once only the first decision is kept.
+fn write_new<T: Serialize>(path: &Path, value: &T) -> Result<(), QueueError> {
+    write_then(path, value, |temp| {
+        let linked = fs::hard_link(temp, path);
+        let _ = fs::remove_file(temp);
+        linked
+    })
+}
+
+/// Writes `value` as JSON to a new temporary file next to `path` and calls `publish` with
+/// the temporary path; the temporary file is removed when anything fails.
+fn write_then<T: Serialize>(
+    path: &Path,
+    value: &T,
+    publish: impl FnOnce(&Path) -> io::Result<()>,
+) -> Result<(), QueueError> {
     let bytes = serde_json::to_vec_pretty(value).expect("queue files serialize to JSON");
     let name = path
         .file_name()
@@ -247,7 +269,7 @@ fn write_atomic<T: Serialize>(path: &Path, value: &T) -> Result<(), QueueError> 
             file.write_all(&bytes)?;
             file.sync_all()
         })
-        .and_then(|()| fs::rename(&temp, path));
+        .and_then(|()| publish(&temp));
     if let Err(source) = result {
         let _ = fs::remove_file(&temp);
         return Err(io_error(path, source));
