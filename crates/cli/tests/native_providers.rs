@@ -21,10 +21,10 @@ const CLAUDE_TOKEN: &str = "bottle-e2e-claude-host-token-51c2";
 /// The host variable named by `agent_provider.auth_token`.
 const CLAUDE_TOKEN_VAR: &str = "BOTTLE_E2E_CLAUDE_TOKEN";
 
-/// What the scripted model answers once its tool call has run.
+/// The scripted model's reply once its tool call has run.
 const FINAL_ANSWER: &str = "BOTTLE-E2E-SCRIPTED-ANSWER";
 
-/// The shell command the scripted model asks the agent to run: it writes the test file
+/// The shell command of the scripted model's tool call: it writes the test file
 /// and copies what the agent can see (environment, home) for the test to search.
 const TOOL_COMMAND: &str = "env > /workspace/agent-env.txt; cp -R \"$HOME\" /workspace/agent-home; \
     printf 'hello from the bottle\\n' > /workspace/hello.txt";
@@ -140,7 +140,7 @@ fn write_test_ca(sandbox: &Sandbox, ca: &TestCa) -> PathBuf {
     path
 }
 
-/// Checks what every provider test checks: the tool call ran, the answer came back,
+/// Checks what every provider test checks: the tool call ran, the scripted reply came back,
 /// and the real token is nowhere inside the bottle.
 fn check_agent_run(sandbox: &Sandbox, stdout: &str, real_token: &str) {
     assert!(
@@ -189,7 +189,7 @@ fn claude_cli_runs_headless() {
         .expect("chmod workspace");
     let workspace = sandbox.workspace().display().to_string();
 
-    let output = run(&mut bottle_command(
+    let output = run(bottle_command(
         &sandbox,
         HostUser::Root,
         &[
@@ -390,7 +390,7 @@ fn codex_cli_runs_with_forwarded_login() {
         .expect("chmod workspace");
     let workspace = sandbox.workspace().display().to_string();
 
-    let output = run(&mut bottle_command(
+    let output = run(bottle_command(
         &sandbox,
         HostUser::Root,
         &[
@@ -445,4 +445,59 @@ fn codex_cli_runs_with_forwarded_login() {
         files_containing(&sandbox.workspace(), b"e2e-real-refresh-token").is_empty(),
         "the host's refresh token is inside the bottle"
     );
+}
+
+#[test]
+fn bad_codex_login_stops_launch() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "config/bottles/codex-login.md",
+        "---\nagent_provider:\n  template: codex\n  forward_host_credentials: true\n---\n",
+    );
+    sandbox.write(
+        "config/agents/codex-login.md",
+        "---\nbottle: codex-login\n---\n",
+    );
+    let host_codex_home = sandbox.path("host-codex");
+    fs::create_dir_all(&host_codex_home).expect("mkdir");
+
+    // No login file at all, then an API-key login: both stop the launch before anything
+    // starts, and name the fix.
+    for (auth_json, expected) in [
+        (None, "does not exist"),
+        (
+            Some(r#"{"OPENAI_API_KEY": "sk-e2e-not-a-real-key"}"#),
+            "API-key login",
+        ),
+    ] {
+        if let Some(auth_json) = auth_json {
+            fs::write(host_codex_home.join("auth.json"), auth_json).expect("write login");
+        }
+        let output = run(bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &["run", "codex-login", "--label", "codex-login", "--", "true"],
+        )
+        .env("CODEX_HOME", &host_codex_home));
+
+        assert_eq!(output.status.code(), Some(125), "{expected}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
+        assert!(stderr.contains("run `codex login`"), "{stderr}");
+        assert!(
+            !stderr.contains("sk-e2e"),
+            "the message shows the key: {stderr}"
+        );
+        assert!(!sandbox.config().join("state/codex-login").exists());
+    }
+
+    // Positive control: a valid login lets the same launch run its command.
+    codex_host_login(&host_codex_home);
+    let output = run(bottle_command(
+        &sandbox,
+        HostUser::Root,
+        &["run", "codex-login", "--label", "codex-login", "--", "true"],
+    )
+    .env("CODEX_HOME", &host_codex_home));
+    assert_eq!(output.status.code(), Some(0));
 }

@@ -158,7 +158,7 @@ fn placeholder_jwt(claims: &Value) -> String {
 
 /// Builds the dummy `auth.json` for the agent: a ChatGPT login whose tokens are
 /// placeholders that expire with the real access token, and whose `last_refresh` is
-/// `now`, so Codex starts without refreshing. It holds no real credential.
+/// `now`, so Codex starts without refreshing. It contains no real credential.
 pub(crate) fn dummy_chatgpt_login(login: &HostLogin, now: u64) -> String {
     let mut auth_claims = serde_json::Map::new();
     if let Some(account) = &login.account_id {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-/// Why a provider cannot be loaded or prepared. No variant carries a token value.
+/// Errors of loading a provider or preparing its launch. No variant carries a token value.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProviderError {
@@ -30,7 +30,7 @@ pub enum ProviderError {
     )]
     HostLogin { path: PathBuf, reason: String },
 
-    /// The bottle asks to forward host credentials, but the provider has none to forward.
+    /// The bottle sets `forward_host_credentials`, but the provider has no login to forward.
     #[error(
         "agent_provider.forward_host_credentials is set, but provider {provider} cannot forward \
          a host login; remove the key or use agent_provider.auth_token"

@@ -6,7 +6,7 @@ use std::process::Command;
 use crate::error::ProviderError;
 use crate::spec::NpmPackage;
 
-/// Where the install directory is bound, read-only, inside the bottle.
+/// Mount point of the install directory inside the bottle, bound read-only.
 pub const AGENT_MOUNT: &str = "/opt/bottle/agent";
 
 /// Returns the install directory of `package`: `<config>/cache/agents/<name>-<version>`,

@@ -1,9 +1,9 @@
-//! Agent providers: the agent CLIs that `bottle` knows how to install, start and give
+//! Agent providers: the agent CLIs that `bottle` can install, start and give
 //! credentials to.
 //!
-//! A provider is data, not code: a [`ProviderSpec`] says which npm package holds the
-//! CLI, which flags skip its own permission prompts, how the system prompt reaches it,
-//! which API hosts it needs and which environment switches off its telemetry and
+//! A provider is data, not code: a [`ProviderSpec`] names the npm package that contains
+//! the CLI, the flags that skip its own permission prompts, how the system prompt reaches
+//! it, the API hosts it needs and the environment that switches off its telemetry and
 //! auto-update. The built-in `claude` and `codex` specs are JSON files compiled into
 //! the binary; a plugin is the same kind of file under
 //! `<config>/contrib/<name>/provider.json` (or `.yaml`). No plugin code is ever loaded.

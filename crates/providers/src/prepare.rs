@@ -109,6 +109,8 @@ pub fn prepare(
                     path: ".codex/auth.json".to_owned(),
                     contents: codex_login::dummy_chatgpt_login(&login, now),
                 });
+                // TODO(providers): the forwarded token is never refreshed, so a bottle that
+                // outlives its expiry gets 401s until the host logs in again and relaunches.
                 provisioned.insert(CODEX_TOKEN_REF.to_owned(), login.access_token);
                 tracing::info!(
                     path = %path.display(),
@@ -179,6 +181,8 @@ pub fn prepare(
         }
     }
     if let Some(prompt) = &settings.headless_prompt {
+        // TODO(providers): a prompt that starts with `-` is parsed as a flag by the CLI;
+        // neither CLI documents `--` before its prompt argument.
         argv.push(prompt.clone());
     }
 
@@ -267,9 +271,16 @@ mod tests {
         assert_eq!(auth.scheme, "Bearer");
         assert!(prepared.provisioned.0.is_empty());
 
-        assert_eq!(
-            prepared.argv[0],
-            "/opt/bottle/agent/node_modules/.bin/claude"
+        let platform_binary = "/opt/bottle/agent/node_modules/@anthropic-ai/claude-code-";
+        assert!(
+            prepared.argv[0].starts_with(platform_binary),
+            "{}",
+            prepared.argv[0]
+        );
+        assert!(
+            prepared.argv[0].ends_with("/claude"),
+            "{}",
+            prepared.argv[0]
         );
         assert_eq!(
             &prepared.argv[1..],

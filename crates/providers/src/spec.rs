@@ -16,7 +16,7 @@ const CODEX: &str = include_str!("../builtin/codex.json");
 pub struct ProviderSpec {
     /// The provider's name, equal to its `agent_provider.template` value.
     pub name: String,
-    /// The npm package that holds the CLI; `None` when `command` is on the bottle's `PATH`.
+    /// The npm package that contains the CLI; `None` when `command` is on the bottle's `PATH`.
     #[serde(default)]
     pub package: Option<NpmPackage>,
     /// The CLI's argv prefix, used when there is no `package`.
@@ -70,6 +70,7 @@ impl NpmPackage {
             "aarch64" => "arm64",
             other => other,
         };
+        // TODO(providers): musl hosts need the `-musl` platform packages; only glibc is chosen.
         let platform = format!("{}-{arch}", std::env::consts::OS);
         self.bin.replace("{platform}", &platform)
     }
@@ -84,7 +85,7 @@ pub enum SystemPrompt {
     None,
     /// A flag followed by the prompt text.
     Flag(String),
-    /// A file, relative to the agent's home, that holds the prompt text.
+    /// A file, relative to the agent's home, that contains the prompt text.
     File(String),
 }
 
@@ -225,7 +226,7 @@ fn parse_yaml(path: &Path, text: &str) -> Result<ProviderSpec, ProviderError> {
     })
 }
 
-/// Checks what serde cannot: a plugin must say what to run, and its home files must stay
+/// Checks what serde cannot: a plugin must name what to run, and its home files must stay
 /// inside the home.
 fn validate(path: &Path, spec: &ProviderSpec) -> Result<(), ProviderError> {
     let invalid = |message: String| ProviderError::Invalid {

@@ -1,6 +1,6 @@
 //! A scripted HTTPS API on loopback: a test gives a function from each request to its
 //! response, and the server streams the response body chunk by chunk, as an API that
-//! answers with server-sent events does. Every request is recorded.
+//! replies with server-sent events does. Every request is recorded.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -29,7 +29,7 @@ pub struct ScriptedResponse {
 }
 
 impl ScriptedResponse {
-    /// A `200` JSON response sent in one chunk.
+    /// Builds a `200` JSON response sent in one chunk.
     pub fn json(body: &str) -> ScriptedResponse {
         ScriptedResponse {
             status: 200,
@@ -38,7 +38,7 @@ impl ScriptedResponse {
         }
     }
 
-    /// A `200` server-sent event stream, one chunk per `(event, data)` pair.
+    /// Builds a `200` server-sent event stream, one chunk per `(event, data)` pair.
     pub fn sse(events: &[(&str, String)]) -> ScriptedResponse {
         ScriptedResponse {
             status: 200,
@@ -50,7 +50,7 @@ impl ScriptedResponse {
         }
     }
 
-    /// A response with `status` and a plain-text body.
+    /// Builds a response with `status` and a plain-text body.
     pub fn status(status: u16, body: &str) -> ScriptedResponse {
         ScriptedResponse {
             status,
@@ -60,11 +60,11 @@ impl ScriptedResponse {
     }
 }
 
-/// The function that answers each request.
+/// The function that builds the response to each request.
 pub type Script = Arc<dyn Fn(&RecordedRequest) -> ScriptedResponse + Send + Sync>;
 
 /// A scripted HTTPS server on `127.0.0.1`, running on its own thread so that
-/// synchronous tests can block while it answers. Dropping it stops the server.
+/// synchronous tests can block while it serves. Dropping it stops the server.
 pub struct ScriptedServer {
     addr: SocketAddr,
     requests: Arc<Mutex<Vec<RecordedRequest>>>,
