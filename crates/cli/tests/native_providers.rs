@@ -501,3 +501,39 @@ fn bad_codex_login_stops_launch() {
     .env("CODEX_HOME", &host_codex_home));
     assert_eq!(output.status.code(), Some(0));
 }
+
+#[test]
+fn headless_needs_provider_cli() {
+    let sandbox = Sandbox::new();
+    sandbox.write(
+        "config/bottles/claude-only.md",
+        "---\nagent_provider:\n  template: claude\n---\n",
+    );
+    sandbox.write(
+        "config/agents/claude-only.md",
+        "---\nbottle: claude-only\n---\n",
+    );
+    for (args, expected) in [
+        (
+            &["run", "--headless", "--prompt", "hi", "--", "true"][..],
+            "no bottle sets agent_provider.template",
+        ),
+        (
+            &[
+                "run",
+                "claude-only",
+                "--headless",
+                "--prompt",
+                "hi",
+                "--",
+                "true",
+            ][..],
+            "a command replaces it",
+        ),
+    ] {
+        let output = run(&mut bottle_command(&sandbox, HostUser::Root, args));
+        assert_eq!(output.status.code(), Some(125), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
