@@ -50,14 +50,19 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Replaces every credential the agent sent with the route's token: removes the route's
-/// header, `Authorization`, `Proxy-Authorization` and `Cookie`, then sets the route's
-/// header to `value`.
-pub fn inject_token(headers: &mut HeaderMap, header_name: &HeaderName, value: HeaderValue) {
+/// Removes every credential the agent sent on a route whose token replaces them: the
+/// route's header, `Authorization`, `Proxy-Authorization` and `Cookie`.
+pub fn remove_agent_credentials(headers: &mut HeaderMap, header_name: &HeaderName) {
     headers.remove(header_name);
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::PROXY_AUTHORIZATION);
     headers.remove(header::COOKIE);
+}
+
+/// Replaces every credential the agent sent with the route's token: removes them as
+/// [`remove_agent_credentials`] does, then sets the route's header to `value`.
+pub fn inject_token(headers: &mut HeaderMap, header_name: &HeaderName, value: HeaderValue) {
+    remove_agent_credentials(headers, header_name);
     headers.insert(header_name.clone(), value);
 }
 

@@ -28,7 +28,7 @@ use crate::audit::{AuditLog, AuditRecord, Verdict};
 use crate::body::AuditedBody;
 use crate::dlp::{self, DlpFinding};
 use crate::doh::{self, DNS_RULE};
-use crate::headers::{inject_token, strip_hop_by_hop, token_value};
+use crate::headers::{inject_token, remove_agent_credentials, strip_hop_by_hop, token_value};
 use crate::history::History;
 use crate::hold::Supervisor;
 use crate::inbound::{self, StreamInspector};
@@ -538,6 +538,14 @@ impl Proxy {
         };
         if let Decision::Deny { rule, reason } = self.policy.decide_request(tunnel.route, &info) {
             return self.refuse(seen, &rule, &reason);
+        }
+
+        // The agent's own credentials on a route with a token never reach the upstream,
+        // so they are dropped before the DLP scan: a placeholder shaped like a token
+        // would otherwise hold every request.
+        let mut request = request;
+        if tls && let Some((name, _)) = &self.tokens[tunnel.route] {
+            remove_agent_credentials(request.headers_mut(), name);
         }
 
         let checks = Checks {

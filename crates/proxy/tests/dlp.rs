@@ -455,3 +455,43 @@ async fn http2_requests_are_scanned() {
     assert_eq!(requests.len(), 1);
     assert_eq!(requests[0].body, b"note=clean");
 }
+
+#[tokio::test]
+async fn replaced_credentials_are_not_scanned() {
+    // The agent's placeholder credential is shaped like a real token. On a route with a
+    // token it is dropped before the request leaves, so it must not trigger the DLP.
+    let placeholder = format!("Bearer {KNOWN_SECRET}");
+    let fixture = Fixture::new().await;
+    let mut with_token = fixture.token_route(API);
+    with_token.dlp.outbound_on_match = OnMatch::Block;
+    let proxy = fixture.start_proxy(vec![with_token]).await;
+
+    let reply = send(
+        &fixture,
+        proxy,
+        post("/v1", &[("authorization", &placeholder)], ""),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+    let requests = fixture.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].header_values("authorization"),
+        [format!("Bearer {TOKEN_VALUE}")]
+    );
+
+    // Positive control: without a token on the route, the same header is forwarded, so
+    // the DLP blocks it.
+    let fixture = Fixture::new().await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Block)])
+        .await;
+    let reply = send(
+        &fixture,
+        proxy,
+        post("/v1", &[("authorization", &placeholder)], ""),
+    )
+    .await;
+    assert_eq!(reply.status, 403);
+    assert!(fixture.requests().is_empty());
+}
