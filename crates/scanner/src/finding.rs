@@ -112,6 +112,8 @@ pub enum Encoding {
     /// With separator characters (whitespace, quotes, `-_.:/,|+` or `\n`-style escapes)
     /// inserted between its characters.
     Separated,
+    /// In UTF-16 text (little- or big-endian), found in the text's one-byte view.
+    Utf16,
 }
 
 impl Encoding {
@@ -124,6 +126,7 @@ impl Encoding {
             Encoding::Percent => "percent",
             Encoding::Escaped => "escaped",
             Encoding::Separated => "separated",
+            Encoding::Utf16 => "utf-16",
         }
     }
 }

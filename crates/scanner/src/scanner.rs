@@ -167,7 +167,43 @@ impl Scanner {
 
         let mut findings = merge(hits);
         assign_lines(bytes, &mut findings);
+        findings.extend(self.scan_utf16(bytes, detectors));
         findings
+    }
+
+    /// Scans the one-byte view of UTF-16 text: the low byte of every code unit. Secrets
+    /// are ASCII, so in UTF-16 every other byte of one is zero and the raw scan cannot see
+    /// it. Findings are mapped back to the code units they cover.
+    fn scan_utf16(&self, bytes: &[u8], detectors: &[Detector]) -> Vec<Finding> {
+        let Some((offset, low)) = utf16_layout(bytes) else {
+            return Vec::new();
+        };
+        let view: Vec<u8> = bytes[offset..].chunks_exact(2).map(|unit| unit[low]).collect();
+        let mut findings = self.scan_with_raw_view(&view, detectors);
+        for finding in &mut findings {
+            finding.encoding = Encoding::Utf16;
+            finding.start = offset + finding.start * 2;
+            finding.end = offset + finding.end * 2;
+        }
+        assign_lines_utf16(bytes, offset, low, &mut findings);
+        findings
+    }
+
+    /// Scans a UTF-16 view like any input, without looking for UTF-16 inside it again.
+    fn scan_with_raw_view(&self, view: &[u8], detectors: &[Detector]) -> Vec<Finding> {
+        // A view of a view would be the high bytes of the text, which hold no ASCII.
+        if utf16_layout(view).is_none() {
+            return self.scan_with(view, detectors);
+        }
+        let mut copy = view.to_vec();
+        // Zero bytes in the view come from characters above U+00FF; they cannot be part
+        // of a secret, so they are replaced to keep the view from looking like UTF-16.
+        for byte in &mut copy {
+            if *byte == 0 {
+                *byte = b' ';
+            }
+        }
+        self.scan_with(&copy, detectors)
     }
 
     fn scan_window(
@@ -377,5 +413,43 @@ mod tests {
             let windowed = Scanner::new(&[SECRET]).with_window(64, 128);
             prop_assert_eq!(windowed.scan(&input), whole.scan(&input));
         }
+    }
+}
+
+/// Returns where UTF-16 text starts (after a byte-order mark) and which byte of each code
+/// unit is the low one, when at least a third of the code units have a zero high byte, as
+/// text with ASCII in it does. Returns `None` for anything else.
+fn utf16_layout(bytes: &[u8]) -> Option<(usize, usize)> {
+    let (offset, bom_low) = match bytes {
+        [0xFF, 0xFE, ..] => (2, Some(0)),
+        [0xFE, 0xFF, ..] => (2, Some(1)),
+        _ => (0, None),
+    };
+    let units = &bytes[offset..];
+    if units.len() < 16 {
+        return None;
+    }
+    let pairs = units.len() / 2;
+    let zero_odd = units.chunks_exact(2).filter(|unit| unit[1] == 0 && unit[0] != 0).count();
+    let zero_even = units.chunks_exact(2).filter(|unit| unit[0] == 0 && unit[1] != 0).count();
+    let low = match bom_low {
+        Some(low) => low,
+        None if zero_odd * 3 >= pairs && zero_odd > zero_even => 0,
+        None if zero_even * 3 >= pairs && zero_even > zero_odd => 1,
+        None => return None,
+    };
+    let zero_high = if low == 0 { zero_odd } else { zero_even };
+    (zero_high * 3 >= pairs).then_some((offset, low))
+}
+
+/// Sets each finding's line from the newlines (U+000A code units) before it.
+fn assign_lines_utf16(bytes: &[u8], offset: usize, low: usize, findings: &mut [Finding]) {
+    for finding in findings {
+        let before = &bytes[offset..finding.start.min(bytes.len())];
+        let newlines = before
+            .chunks_exact(2)
+            .filter(|unit| unit[low] == b'\n' && unit[1 - low] == 0)
+            .count();
+        finding.line = newlines + 1;
     }
 }
