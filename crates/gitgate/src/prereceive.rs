@@ -133,6 +133,23 @@ async fn check_and_forward(
         return Ok(());
     }
 
+    // Ref names reach the upstream too, and the policy's messages below repeat them, so
+    // they are scanned first.
+    let named = secrets_in_ref_names(&gate.scanner, &request.updates);
+    if !named.is_empty() {
+        tracing::warn!(
+            slug = %gate.slug,
+            repo = %mirror.repo.name,
+            refs = named.len(),
+            "push rejected: a ref name holds a possible secret"
+        );
+        return Err(format!(
+            "possible secrets found in ref names (the values are not shown):\n{}\n\
+             Push under another ref name.",
+            named.join("\n")
+        ));
+    }
+
     let mut violations = Vec::new();
     for update in &request.updates {
         let fast_forward = is_fast_forward(mirror, &quarantine, update).await?;
@@ -317,4 +334,24 @@ async fn forward(
             upstream_failure_reason(&output.stderr)
         ))
     }
+}
+
+/// Returns one line per pushed ref whose name the scanner flags, with the flagged part
+/// replaced by a marker.
+fn secrets_in_ref_names(scanner: &bottle_scanner::Scanner, updates: &[RefUpdate]) -> Vec<String> {
+    let mut lines = Vec::new();
+    for update in updates {
+        let found = scanner.scan(update.name.as_bytes());
+        if found.is_empty() {
+            continue;
+        }
+        let redacted = bottle_scanner::redact(update.name.as_bytes(), &found);
+        let rules: Vec<&str> = found.iter().map(|finding| finding.rule.as_str()).collect();
+        lines.push(format!(
+            "  ref {}: rule {}",
+            String::from_utf8_lossy(&redacted),
+            rules.join(", ")
+        ));
+    }
+    lines
 }

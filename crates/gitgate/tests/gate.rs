@@ -589,3 +589,42 @@ fn empty_upstream_accepts_first_push() {
     client.git_ok(&work, &["push", "--quiet", "origin", "main"]);
     assert_eq!(upstream_ref(&empty, "refs/heads/main"), Some(commit));
 }
+
+#[test]
+fn secret_in_ref_name_is_caught() {
+    let world = World::new();
+    let repo = world.repo();
+    let known = format!("canary-{}", "r4Xv9Kp2Ld7");
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![known.clone()]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    client.commit_file(&work, "a.txt", "a\n", "Add a");
+
+    // Positive control: the same commit under a plain name reaches the upstream.
+    client.git_ok(
+        &work,
+        &["push", "--quiet", "origin", "HEAD:refs/heads/agent/plain"],
+    );
+    assert!(upstream_ref(&world.upstream, "refs/heads/agent/plain").is_some());
+
+    for secret in [fake_github_token(), known] {
+        let name = format!("refs/heads/agent/{secret}");
+        let output = client.git(&work, &["push", "origin", &format!("HEAD:{name}")]);
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{text}");
+        assert!(
+            text.contains("possible secrets found in ref names"),
+            "{text}"
+        );
+        // git's own summary repeats the name the agent typed; the gate's lines must not.
+        let gate_lines: Vec<&str> = text
+            .lines()
+            .filter(|line| line.starts_with("remote:"))
+            .collect();
+        assert!(
+            gate_lines.iter().all(|line| !line.contains(&secret)),
+            "the rejection shows the secret: {text}"
+        );
+        assert_eq!(upstream_ref(&world.upstream, &name), None);
+    }
+}
