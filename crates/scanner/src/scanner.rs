@@ -417,8 +417,8 @@ mod tests {
 }
 
 /// Returns where UTF-16 text starts (after a byte-order mark) and which byte of each code
-/// unit is the low one, when at least a third of the code units have a zero high byte, as
-/// text with ASCII in it does. Returns `None` for anything else.
+/// unit is the low one. Input counts as UTF-16 when at least a third of its code units
+/// have a zero high byte, as text with ASCII in it does; anything else gives `None`.
 fn utf16_layout(bytes: &[u8]) -> Option<(usize, usize)> {
     let (offset, bom_low) = match bytes {
         [0xFF, 0xFE, ..] => (2, Some(0)),

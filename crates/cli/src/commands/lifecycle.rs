@@ -188,7 +188,7 @@ pub fn stop(slug: &str) -> Exit {
             Exit::Failure
         }
         None => {
-            eprintln!("bottle: the metadata of bottle {slug} holds an invalid pid");
+            eprintln!("bottle: the metadata of bottle {slug} has an invalid launcher pid");
             Exit::Failure
         }
     }

@@ -33,7 +33,7 @@ pub struct Sidecar {
     pub child: Child,
 }
 
-/// How a bottle ended.
+/// The end of a bottle: its own exit, or the sidecar's.
 #[derive(Debug)]
 pub enum Outcome {
     /// The bottle exited; the value is what `bottle run` exits with.
