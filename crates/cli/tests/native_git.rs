@@ -228,7 +228,7 @@ fn wrong_host_key_fails_and_names_repo() {
     let before = upstream_ref(&upstream.repo, "refs/heads/main");
 
     let url = bottle_upstream.sshd.url(&upstream.repo);
-    let output = run(&mut bottle_command(
+    let output = run(bottle_command(
         &sandbox,
         HostUser::Root,
         &["run", "worker", "--", "git", "clone", &url, "/tmp/w"],
@@ -250,12 +250,11 @@ fn missing_identity_stops_launch() {
     let sandbox = Sandbox::new();
     let upstream = upstream(&sandbox);
     write_bottle(&sandbox, &api, &upstream, &sandbox.path("no-such-key"));
-    let output =
-        run(
-            &mut bottle_command(&sandbox, HostUser::Root, &["run", "worker", "--", "true"])
-                .env(TOKEN_VAR, REAL_TOKEN)
-                .env("BOTTLE_E2E_FAKE_TOKEN", fake_github_token()),
-        );
+    let output = run(
+        bottle_command(&sandbox, HostUser::Root, &["run", "worker", "--", "true"])
+            .env(TOKEN_VAR, REAL_TOKEN)
+            .env("BOTTLE_E2E_FAKE_TOKEN", fake_github_token()),
+    );
     assert_eq!(output.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -178,7 +178,10 @@ impl Scanner {
         let Some((offset, low)) = utf16_layout(bytes) else {
             return Vec::new();
         };
-        let view: Vec<u8> = bytes[offset..].chunks_exact(2).map(|unit| unit[low]).collect();
+        let view: Vec<u8> = bytes[offset..]
+            .chunks_exact(2)
+            .map(|unit| unit[low])
+            .collect();
         let mut findings = self.scan_with_raw_view(&view, detectors);
         for finding in &mut findings {
             finding.encoding = Encoding::Utf16;
@@ -259,6 +262,50 @@ impl Scanner {
         self.window = window;
         self.overlap = overlap;
         self
+    }
+}
+
+/// Returns where UTF-16 text starts (after a byte-order mark) and which byte of each code
+/// unit is the low one. Input counts as UTF-16 when at least a third of its code units
+/// have a zero high byte, as text with ASCII in it does; anything else gives `None`.
+fn utf16_layout(bytes: &[u8]) -> Option<(usize, usize)> {
+    let (offset, bom_low) = match bytes {
+        [0xFF, 0xFE, ..] => (2, Some(0)),
+        [0xFE, 0xFF, ..] => (2, Some(1)),
+        _ => (0, None),
+    };
+    let units = &bytes[offset..];
+    if units.len() < 16 {
+        return None;
+    }
+    let pairs = units.len() / 2;
+    let zero_odd = units
+        .chunks_exact(2)
+        .filter(|unit| unit[1] == 0 && unit[0] != 0)
+        .count();
+    let zero_even = units
+        .chunks_exact(2)
+        .filter(|unit| unit[0] == 0 && unit[1] != 0)
+        .count();
+    let low = match bom_low {
+        Some(low) => low,
+        None if zero_odd * 3 >= pairs && zero_odd > zero_even => 0,
+        None if zero_even * 3 >= pairs && zero_even > zero_odd => 1,
+        None => return None,
+    };
+    let zero_high = if low == 0 { zero_odd } else { zero_even };
+    (zero_high * 3 >= pairs).then_some((offset, low))
+}
+
+/// Sets each finding's line from the newlines (U+000A code units) before it.
+fn assign_lines_utf16(bytes: &[u8], offset: usize, low: usize, findings: &mut [Finding]) {
+    for finding in findings {
+        let before = &bytes[offset..finding.start.min(bytes.len())];
+        let newlines = before
+            .chunks_exact(2)
+            .filter(|unit| unit[low] == b'\n' && unit[1 - low] == 0)
+            .count();
+        finding.line = newlines + 1;
     }
 }
 
@@ -413,43 +460,5 @@ mod tests {
             let windowed = Scanner::new(&[SECRET]).with_window(64, 128);
             prop_assert_eq!(windowed.scan(&input), whole.scan(&input));
         }
-    }
-}
-
-/// Returns where UTF-16 text starts (after a byte-order mark) and which byte of each code
-/// unit is the low one. Input counts as UTF-16 when at least a third of its code units
-/// have a zero high byte, as text with ASCII in it does; anything else gives `None`.
-fn utf16_layout(bytes: &[u8]) -> Option<(usize, usize)> {
-    let (offset, bom_low) = match bytes {
-        [0xFF, 0xFE, ..] => (2, Some(0)),
-        [0xFE, 0xFF, ..] => (2, Some(1)),
-        _ => (0, None),
-    };
-    let units = &bytes[offset..];
-    if units.len() < 16 {
-        return None;
-    }
-    let pairs = units.len() / 2;
-    let zero_odd = units.chunks_exact(2).filter(|unit| unit[1] == 0 && unit[0] != 0).count();
-    let zero_even = units.chunks_exact(2).filter(|unit| unit[0] == 0 && unit[1] != 0).count();
-    let low = match bom_low {
-        Some(low) => low,
-        None if zero_odd * 3 >= pairs && zero_odd > zero_even => 0,
-        None if zero_even * 3 >= pairs && zero_even > zero_odd => 1,
-        None => return None,
-    };
-    let zero_high = if low == 0 { zero_odd } else { zero_even };
-    (zero_high * 3 >= pairs).then_some((offset, low))
-}
-
-/// Sets each finding's line from the newlines (U+000A code units) before it.
-fn assign_lines_utf16(bytes: &[u8], offset: usize, low: usize, findings: &mut [Finding]) {
-    for finding in findings {
-        let before = &bytes[offset..finding.start.min(bytes.len())];
-        let newlines = before
-            .chunks_exact(2)
-            .filter(|unit| unit[low] == b'\n' && unit[1 - low] == 0)
-            .count();
-        finding.line = newlines + 1;
     }
 }

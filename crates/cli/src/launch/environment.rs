@@ -89,6 +89,9 @@ fn fixed_vars(slug: &str, term: Option<String>) -> Vec<(String, String)> {
     vars
 }
 
+/// Asks the operator for the value of a variable, given its name and optional message.
+pub type Prompt<'a> = dyn Fn(&str, Option<&str>) -> Result<String, String> + 'a;
+
 /// Resolves the bottle's `env` entries and adds the launcher's fixed variables.
 ///
 /// `host_var` reads a host variable and `prompt` asks the operator; both are passed
@@ -97,7 +100,7 @@ pub fn build(
     slug: &str,
     entries: &BTreeMap<String, EnvSource>,
     host_var: &dyn Fn(&str) -> Option<String>,
-    prompt: &dyn Fn(&str, Option<&str>) -> Result<String, String>,
+    prompt: &Prompt<'_>,
 ) -> Result<AgentEnv, String> {
     let fixed = fixed_vars(slug, host_var("TERM"));
     let mut env = AgentEnv::default();

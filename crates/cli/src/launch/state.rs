@@ -127,7 +127,7 @@ fn prune_log_dirs(logs_root: &Path, keep: usize) {
         return;
     }
 
-    dirs.sort_by(|a, b| b.0.cmp(&a.0));
+    dirs.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
     for (_, dir) in dirs.into_iter().skip(keep) {
         let _ = fs::remove_dir_all(dir);
     }

@@ -105,7 +105,13 @@ fn env_values() {
 
 #[test]
 fn env_reserved_names_rejected() {
-    for name in ["HTTPS_PROXY", "https_proxy", "SSL_CERT_FILE", "PATH", "BOT_BOTTLE_SLUG"] {
+    for name in [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "SSL_CERT_FILE",
+        "PATH",
+        "BOT_BOTTLE_SLUG",
+    ] {
         assert_eq!(
             bottle_errors(&format!("env:\n  {name}: x\n")),
             [format!(
