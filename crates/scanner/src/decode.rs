@@ -14,6 +14,10 @@ use crate::unescape::{
 /// runs cannot hold any token the rules describe.
 pub(crate) const MIN_BASE64_RUN: usize = 24;
 
+/// Shortest run of hex digits that is decoded and rescanned: 16 bytes, less than any token
+/// format the rules know.
+pub(crate) const MIN_HEX_RUN: usize = 32;
+
 /// The shortest line after which a base64 run may continue on the next line, as in
 /// MIME (76 characters) and PEM (64) line wrapping.
 const MIN_WRAPPED_LINE: usize = 16;
@@ -32,6 +36,8 @@ pub(crate) enum SpanMap<'a> {
         origin: usize,
         escapes: &'a [Escape],
     },
+    /// Hex: decoded byte `j` comes from the two digits at input offset `origin + 2j`.
+    Hex { origin: usize },
 }
 
 impl SpanMap<'_> {
@@ -50,6 +56,7 @@ impl SpanMap<'_> {
                 let (start, end) = input_span(escapes, start, end);
                 (origin + start, origin + end)
             }
+            SpanMap::Hex { origin } => (origin + 2 * start, origin + 2 * end),
         }
     }
 }
@@ -106,6 +113,36 @@ impl Decoder {
                 escapes: &self.escapes,
             };
             visit(&self.decoded, &map, Encoding::Percent);
+        }
+
+        // Git object ids are hex runs too; their decoded bytes are random and match
+        // nothing, so decoding every run costs time, not false findings.
+        let mut i = 0;
+        while i < haystack.len() {
+            if !haystack[i].is_ascii_hexdigit() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < haystack.len() && haystack[i].is_ascii_hexdigit() {
+                i += 1;
+            }
+            if i - start < MIN_HEX_RUN {
+                continue;
+            }
+            for origin in [start, start + 1] {
+                let digits = &haystack[origin..i];
+                if digits.len() < MIN_HEX_RUN {
+                    break;
+                }
+                self.decoded.clear();
+                self.decoded.extend(
+                    digits
+                        .chunks_exact(2)
+                        .map(|pair| (hex_value(pair[0]) << 4) | hex_value(pair[1])),
+                );
+                visit(&self.decoded, &SpanMap::Hex { origin }, Encoding::Hex);
+            }
         }
 
         if has_backslash_escape(haystack) {
@@ -173,6 +210,18 @@ fn percent_runs(haystack: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
             offset += run.len() + 1;
             (!run.is_empty()).then_some((start, run))
         })
+}
+
+/// Returns the value of one hex digit; callers pass only hex digits.
+fn hex_value(digit: u8) -> u8 {
+    match digit {
+        b'0'..=b'9' => digit - b'0',
+        b'a'..=b'f' => digit - b'a' + 10,
+        _ => digit
+            .to_ascii_lowercase()
+            .wrapping_sub(b'a')
+            .wrapping_add(10),
+    }
 }
 
 #[cfg(test)]
