@@ -75,8 +75,9 @@ pub(crate) struct Decoder {
 
 impl Decoder {
     /// Calls `visit` with each decoded view of `haystack`. The views are every base64 run
-    /// of at least [`MIN_BASE64_RUN`] characters at each of its four alignments, and every
-    /// percent-encoded run that contains a valid escape. If `haystack` has backslash
+    /// of at least [`MIN_BASE64_RUN`] characters at each of its four alignments, every
+    /// percent-encoded run that contains a valid escape, and every run of at least
+    /// [`MIN_HEX_RUN`] hex digits at both pair alignments. If `haystack` has backslash
     /// escapes, the last view is all of it with those decoded.
     pub(crate) fn for_each_view(
         &mut self,
