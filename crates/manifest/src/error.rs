@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// One problem in one file: where it is and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
-    /// The file that holds the problem.
+    /// The file that contains the problem.
     pub file: PathBuf,
     /// The line in the file (1-based), when the problem has one.
     pub line: Option<u64>,

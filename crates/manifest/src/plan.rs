@@ -47,7 +47,7 @@ pub struct Plan {
     pub system_prompt: Option<Sourced<String>>,
 }
 
-/// Which agent file a plan came from.
+/// The agent file a plan came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentSummary {
     /// The agent's name.

@@ -14,7 +14,7 @@ pub struct Dlp {
     /// Scanners run on responses; `false` in a bottle file gives an empty list.
     #[serde(default = "InboundDetector::all", deserialize_with = "list_or_false")]
     pub inbound_detectors: Vec<InboundDetector>,
-    /// What a finding in a request does.
+    /// The action on a finding in a request.
     #[serde(default)]
     pub outbound_on_match: OnMatch,
 }
@@ -78,7 +78,7 @@ impl InboundDetector {
     }
 }
 
-/// What an outbound finding does.
+/// The action on an outbound finding.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OnMatch {

@@ -14,7 +14,7 @@ pub(crate) const DNS_RULE: &str = "dns-over-https";
 /// Port of DNS over TLS (and DNS over QUIC).
 const DOT_PORT: u16 = 853;
 
-/// Media types of DoH requests and answers.
+/// Media types of DoH requests and responses.
 const DNS_MEDIA_TYPES: &[&str] = &["application/dns-message", "application/dns-json"];
 
 /// Public resolvers that serve DoH or DoT, refused at CONNECT even when a route allows them.

@@ -14,13 +14,13 @@ use crate::SidecarConfig;
 
 /// First interval between two looks for a decision; it doubles up to [`MAX_POLL`].
 const FIRST_POLL: Duration = Duration::from_millis(25);
-/// Longest interval between two looks for a decision.
+/// Maximum interval between two checks for a decision.
 const MAX_POLL: Duration = Duration::from_millis(500);
 /// Most requests one bottle can have held at once. Further ones are denied without being
 /// queued, so an agent cannot flood the operator's queue or the disk.
 const MAX_PENDING: usize = 32;
 
-/// How a hold ended.
+/// The end of a hold.
 #[derive(Debug)]
 pub(crate) enum Outcome {
     /// The operator approved the request.
@@ -45,7 +45,7 @@ pub(crate) struct Supervisor {
     /// SHA-256 digests of finding values in approved requests. They stay allowed for the
     /// life of the proxy.
     approved: Mutex<HashSet<String>>,
-    /// Number of holds in progress.
+    /// Number of requests held at the moment.
     pending: AtomicUsize,
 }
 

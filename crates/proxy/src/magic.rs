@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use crate::response::{ProxyBody, full, own_response};
 
-/// The host name the proxy answers itself, over plain HTTP or through CONNECT.
+/// The host name the proxy serves itself, over plain HTTP or through CONNECT.
 pub const MAGIC_HOST: &str = "bottle.internal";
 
-/// Rule id of the magic host's answers in the audit log.
+/// Rule id of the magic host's responses in the audit log.
 pub(crate) const MAGIC_RULE: &str = "bottle.internal";
 
 #[derive(Serialize)]

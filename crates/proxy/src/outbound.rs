@@ -33,7 +33,7 @@ pub(crate) struct Inspected {
     pub(crate) held: Option<String>,
 }
 
-/// Why a request is refused, with the findings that caused it (if any).
+/// The reason a request is rejected, with the findings that caused it (if any).
 #[derive(Debug)]
 pub(crate) struct Refusal {
     pub(crate) rule: String,
@@ -58,7 +58,7 @@ impl Refusal {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Checks<'a> {
     pub(crate) scanner: &'a Scanner,
-    /// The queue of `supervise` holds and the values the operator approved.
+    /// The queue of requests held by `supervise` routes, and the values the operator approved.
     pub(crate) supervisor: &'a Supervisor,
     /// Recent field values per host, for secrets split across requests.
     pub(crate) history: &'a History,

@@ -74,7 +74,7 @@ pub(crate) struct Proxy {
     log_limiter: LogLimiter,
     /// The outbound DLP scanner, compiled with the bottle's known secrets.
     scanner: Scanner,
-    /// The queue of `supervise` holds and the values the operator approved.
+    /// The queue of requests held by `supervise` routes, and the values the operator approved.
     supervisor: Supervisor,
     /// Recent request field values per host, for secrets split across requests.
     history: History,
@@ -95,7 +95,7 @@ struct Tunnel {
     port: u16,
     /// Route index; unused for the magic host.
     route: usize,
-    /// Whether this is the magic host, answered by the proxy itself.
+    /// Whether this is the magic host, which the proxy serves itself.
     magic: bool,
 }
 
@@ -306,7 +306,7 @@ impl Proxy {
         self.start_tunnel(request, tunnel)
     }
 
-    /// Answers CONNECT with 200 and serves the tunnel once the connection is upgraded.
+    /// Replies 200 to CONNECT and serves the tunnel once the connection is upgraded.
     fn start_tunnel(
         self: Arc<Self>,
         request: Request<Incoming>,
@@ -569,7 +569,7 @@ impl Proxy {
             .await
     }
 
-    /// Answers a request for the magic host with the route table.
+    /// Responds to a request for the magic host with the route table.
     fn answer_magic<B>(&self, request: &Request<B>, seen: &mut Seen) -> Response<ProxyBody> {
         let path = canonicalize_path(request.uri().path()).unwrap_or_default();
         seen.path = Some(path.clone());

@@ -11,7 +11,7 @@ use crate::dlp::{self, DlpFinding, Location, RequestParts};
 /// Largest message (all fragments) held for scanning. A larger one closes the connection.
 const MAX_MESSAGE: usize = 4 * 1024 * 1024;
 
-/// Why the relay stopped forwarding the agent's frames.
+/// The reason the relay stopped forwarding the agent's frames.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Violation {
     pub(crate) reason: String,

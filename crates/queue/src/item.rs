@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::sanitize::sanitize;
 
-/// What an item holds.
+/// The kind of request an item contains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -90,13 +90,13 @@ pub struct Item {
     pub id: String,
     /// The bottle's slug.
     pub slug: String,
-    /// What is held.
+    /// The kind of held request.
     pub kind: Kind,
     /// Creation time, seconds since the Unix epoch.
     pub created_unix: u64,
     /// When the hold times out and the request is denied, seconds since the Unix epoch.
     pub expires_unix: u64,
-    /// What the operator is shown.
+    /// The summary shown to the operator.
     pub summary: Summary,
     /// SHA-256 of the held request, see [`crate::request_digest`].
     pub digest: String,

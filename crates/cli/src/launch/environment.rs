@@ -21,7 +21,7 @@ pub const SYSTEM_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Where the value of one `env` entry comes from.
+/// The source of one `env` entry's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EnvSource {
     /// A literal from the bottle file.
@@ -36,7 +36,7 @@ pub enum EnvSource {
 #[derive(Default)]
 pub struct AgentEnv {
     pub vars: Vec<(String, String)>,
-    /// Values copied from the host or prompted: the agent holds them, so the proxy
+    /// Values copied from the host or prompted. The agent has them, so the proxy
     /// treats them as secrets it must not let leave.
     pub known_secrets: Vec<String>,
 }
@@ -94,7 +94,7 @@ pub type Prompt<'a> = dyn Fn(&str, Option<&str>) -> Result<String, String> + 'a;
 
 /// Resolves the bottle's `env` entries and adds the launcher's fixed variables.
 ///
-/// `host_var` reads a host variable and `prompt` asks the operator; both are passed
+/// `host_var` reads a host variable and `prompt` prompts the operator; both are passed
 /// in so that tests need neither a real environment nor a terminal.
 pub fn build(
     slug: &str,

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 
 use bottle_testkit::{RecordingServer, TestCa};
 
-/// The host name the fake API answers to; it never resolves, because the route's
+/// The host name the fake API serves; it never resolves, because the route's
 /// `connect` sends the proxy to the test server on loopback.
 pub const API_HOST: &str = "api.allowed.example";
 
 /// The real token the sidecar injects; the bottle must never hold it.
 pub const REAL_TOKEN: &str = "bottle-e2e-real-token-7f3a9c";
 
-/// The host variable that holds the token.
+/// The host variable that contains the token.
 pub const TOKEN_VAR: &str = "BOTTLE_E2E_API_TOKEN";
 
 /// The unprivileged host user of the rootless tests, created by `scripts/test`.
@@ -187,7 +187,7 @@ pub fn run(command: &mut Command) -> Output {
 
 /// Returns the pids of processes whose argv contains `needle` as one argument. Give the
 /// marker to the agent inside `sh -c "exec ..."`, so that the launcher's own argv, which
-/// holds the script as a single argument, does not match.
+/// contains the script as a single argument, does not match.
 pub fn pids_with_arg(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in fs::read_dir("/proc").expect("read /proc").flatten() {

@@ -1,5 +1,5 @@
 //! Forwarding an inspected request upstream, and the response side: the inbound scan of
-//! text answers and the WebSocket relay.
+//! text responses and the WebSocket relay.
 
 use super::record::body_len;
 use super::*;
@@ -38,7 +38,7 @@ impl Proxy {
             .contains(&InboundDetector::PromptInjection)
             && agent_upgrade.is_none();
         if scan_inbound {
-            // Compressed answers cannot be scanned as they stream, so ask for plain ones.
+            // Compressed responses cannot be scanned as they stream, so request plain ones.
             parts.headers.insert(
                 http::header::ACCEPT_ENCODING,
                 HeaderValue::from_static("identity"),
@@ -157,7 +157,7 @@ impl Proxy {
         );
         let inspect = scan_inbound && !switching && inbound::is_text(&parts.headers);
         if inspect && parts.headers.contains_key(http::header::CONTENT_ENCODING) {
-            // TODO(inbound): decode compressed answers that ignore `Accept-Encoding:
+            // TODO(inbound): decode compressed responses that ignore `Accept-Encoding:
             // identity` instead of refusing them.
             return self.refuse(
                 seen,
@@ -287,7 +287,7 @@ impl Proxy {
 /// Largest text answer read whole before it is sent, so a refusal can still be a 403.
 pub(super) const WHOLE_RESPONSE_MAX: usize = 1024 * 1024;
 
-/// Returns true when `Content-Length` says the body fits [`WHOLE_RESPONSE_MAX`].
+/// Returns true when `Content-Length` shows that the body fits [`WHOLE_RESPONSE_MAX`].
 pub(super) fn small_body(headers: &http::HeaderMap) -> bool {
     headers
         .get(http::header::CONTENT_LENGTH)

@@ -1,4 +1,4 @@
-//! The proxy's own answers and the audit trail: refusals, upstream errors, audit records
+//! The proxy's own responses and the audit trail: refusals, upstream errors, audit records
 //! (with secrets scrubbed) and the rate-limited log lines of `egress.log`.
 
 use super::*;
