@@ -23,7 +23,8 @@ pub use codex_login::{CODEX_TOKEN_REF, HostLogin, now_unix, read_host_login};
 pub use error::ProviderError;
 pub use install::{AGENT_MOUNT, ensure_installed, install_dir};
 pub use prepare::{
-    HOME_FILES_MOUNT, HomeFile, Prepared, ProviderSettings, ProvisionedEnv, merge_routes, prepare,
+    HOME_FILES_MOUNT, HomeFile, MergedRoute, Prepared, ProviderSettings, ProvisionedEnv,
+    RouteOrigin, merge_routes, prepare, provider_routes, route_token_ref,
 };
 pub use spec::{
     Headless, HostLoginKind, NpmPackage, ProviderRoute, ProviderSpec, RouteAuth, SystemPrompt, load,

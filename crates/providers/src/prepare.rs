@@ -95,59 +95,30 @@ pub fn prepare(
         })
         .collect();
 
-    let token_ref = if settings.forward_host_credentials {
-        let Some(kind) = spec.host_login else {
-            return Err(ProviderError::NoHostLogin {
-                provider: spec.name.clone(),
-            });
-        };
-        match kind {
-            HostLoginKind::Codex => {
-                let path = codex_login::host_login_path(host_var);
-                let login = codex_login::read_host_login(&path, now)?;
-                home_files.push(HomeFile {
-                    path: ".codex/auth.json".to_owned(),
-                    contents: codex_login::dummy_chatgpt_login(&login, now),
-                });
-                // TODO(providers): the forwarded token is never refreshed, so a bottle that
-                // outlives its expiry gets 401s until the host logs in again and relaunches.
-                provisioned.insert(CODEX_TOKEN_REF.to_owned(), login.access_token);
-                tracing::info!(
-                    path = %path.display(),
-                    expires_at = login.expires_at,
-                    "forwarding the host's Codex login to the sidecar"
-                );
-            }
-        }
-        Some(CODEX_TOKEN_REF.to_owned())
-    } else {
-        if spec.host_login == Some(HostLoginKind::Codex) && settings.auth_token.is_some() {
-            home_files.push(HomeFile {
-                path: ".codex/auth.json".to_owned(),
-                contents: codex_login::dummy_api_key_login(),
-            });
-        }
-        settings.auth_token.clone()
-    };
-
-    let routes = spec
-        .routes
-        .iter()
-        .map(|route| {
-            // The policy crate's own defaults fill the fields a provider does not set.
-            let mut policy_route: bottle_policy::Route = serde_json::from_value(
-                serde_json::json!({ "host": route.host, "port": route.port }),
-            )
-            .expect("a host and a port make a valid route");
-            let auth = route.auth.as_ref().zip(token_ref.as_ref());
-            policy_route.auth = auth.map(|(auth, token_ref)| bottle_policy::Auth {
-                token_ref: token_ref.clone(),
-                scheme: auth.scheme.clone(),
-                header: auth.header.clone(),
-            });
-            policy_route
-        })
-        .collect();
+    let token_ref = route_token_ref(spec, settings)?;
+    if let (Some(HostLoginKind::Codex), true) = (spec.host_login, settings.forward_host_credentials)
+    {
+        let path = codex_login::host_login_path(host_var);
+        let login = codex_login::read_host_login(&path, now)?;
+        home_files.push(HomeFile {
+            path: ".codex/auth.json".to_owned(),
+            contents: codex_login::dummy_chatgpt_login(&login, now),
+        });
+        // TODO(providers): the forwarded token is never refreshed, so a bottle that
+        // outlives its expiry gets 401s until the host logs in again and relaunches.
+        provisioned.insert(CODEX_TOKEN_REF.to_owned(), login.access_token);
+        tracing::info!(
+            path = %path.display(),
+            expires_at = login.expires_at,
+            "forwarding the host's Codex login to the sidecar"
+        );
+    } else if spec.host_login == Some(HostLoginKind::Codex) && settings.auth_token.is_some() {
+        home_files.push(HomeFile {
+            path: ".codex/auth.json".to_owned(),
+            contents: codex_login::dummy_api_key_login(),
+        });
+    }
+    let routes = provider_routes(spec, token_ref.as_deref());
 
     let mut argv = match &spec.package {
         Some(package) => vec![format!("{AGENT_MOUNT}/{}", package.bin_path())],
@@ -206,30 +177,96 @@ pub fn prepare(
     })
 }
 
+/// Returns the token ref that the provider's routes inject, without reading any
+/// credential: the forwarded host login's when `forward_host_credentials` is set, else
+/// `agent_provider.auth_token`, else none.
+pub fn route_token_ref(
+    spec: &ProviderSpec,
+    settings: &ProviderSettings,
+) -> Result<Option<String>, ProviderError> {
+    if !settings.forward_host_credentials {
+        return Ok(settings.auth_token.clone());
+    }
+    match spec.host_login {
+        Some(HostLoginKind::Codex) => Ok(Some(CODEX_TOKEN_REF.to_owned())),
+        None => Err(ProviderError::NoHostLogin {
+            provider: spec.name.clone(),
+        }),
+    }
+}
+
+/// Builds the provider's default routes for its API hosts; those whose spec names an
+/// `auth` inject `token_ref` when there is one.
+pub fn provider_routes(spec: &ProviderSpec, token_ref: Option<&str>) -> Vec<bottle_policy::Route> {
+    spec.routes
+        .iter()
+        .map(|route| {
+            // The policy crate's own defaults fill the fields a provider does not set.
+            let mut policy_route: bottle_policy::Route = serde_json::from_value(
+                serde_json::json!({ "host": route.host, "port": route.port }),
+            )
+            .expect("a host and a port make a valid route");
+            let auth = route.auth.as_ref().zip(token_ref);
+            policy_route.auth = auth.map(|(auth, token_ref)| bottle_policy::Auth {
+                token_ref: token_ref.to_owned(),
+                scheme: auth.scheme.clone(),
+                header: auth.header.clone(),
+            });
+            policy_route
+        })
+        .collect()
+}
+
+/// Where a route of a merged list comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteOrigin {
+    /// A default route of the provider, for a host the bottle names no route for.
+    Provider,
+    /// The bottle's route at this index of its list, used as it is.
+    Bottle(usize),
+    /// The bottle's route at this index, which sets no `auth` and so injects the token of
+    /// the provider's route for the same host and port.
+    BottleWithProviderAuth(usize),
+}
+
+/// A route of a launch and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedRoute {
+    pub route: bottle_policy::Route,
+    pub origin: RouteOrigin,
+}
+
 /// Merges the provider's default routes with the bottle's. A bottle route for the same
 /// host and port replaces the provider's, but keeps the provider's `auth` when it sets
 /// none, so that pointing an API host elsewhere (`connect`, `upstream_ca`) still injects
-/// the provider's token.
+/// the provider's token. The provider's remaining routes come first, then the bottle's
+/// in their order.
 pub fn merge_routes(
     provider: &[bottle_policy::Route],
     bottle: &[bottle_policy::Route],
-) -> Vec<bottle_policy::Route> {
+) -> Vec<MergedRoute> {
     let same = |a: &bottle_policy::Route, b: &bottle_policy::Route| {
         a.host.eq_ignore_ascii_case(&b.host) && a.port == b.port
     };
-    let mut merged: Vec<bottle_policy::Route> = provider
+    let mut merged: Vec<MergedRoute> = provider
         .iter()
         .filter(|route| !bottle.iter().any(|own| same(own, route)))
-        .cloned()
+        .map(|route| MergedRoute {
+            route: route.clone(),
+            origin: RouteOrigin::Provider,
+        })
         .collect();
-    for own in bottle {
+    for (index, own) in bottle.iter().enumerate() {
         let mut route = own.clone();
+        let mut origin = RouteOrigin::Bottle(index);
         if route.auth.is_none()
             && let Some(default) = provider.iter().find(|default| same(default, own))
+            && default.auth.is_some()
         {
             route.auth = default.auth.clone();
+            origin = RouteOrigin::BottleWithProviderAuth(index);
         }
-        merged.push(route);
+        merged.push(MergedRoute { route, origin });
     }
     merged
 }
@@ -410,11 +447,61 @@ mod tests {
         assert_eq!(merged.len(), 2);
         let openai = merged
             .iter()
-            .find(|r| r.host == "api.openai.com")
+            .find(|r| r.route.host == "api.openai.com")
             .expect("openai");
-        assert_eq!(openai.connect.as_deref(), Some("127.0.0.1:9"));
-        assert_eq!(openai.auth.as_ref().expect("auth").token_ref, "TOKEN_VAR");
-        assert!(merged.iter().any(|r| r.host == "chatgpt.com"));
+        assert_eq!(openai.route.connect.as_deref(), Some("127.0.0.1:9"));
+        assert_eq!(
+            openai.route.auth.as_ref().expect("auth").token_ref,
+            "TOKEN_VAR"
+        );
+        assert_eq!(openai.origin, RouteOrigin::BottleWithProviderAuth(0));
+        let chatgpt = merged
+            .iter()
+            .find(|r| r.route.host == "chatgpt.com")
+            .expect("chatgpt");
+        assert_eq!(chatgpt.origin, RouteOrigin::Provider);
+    }
+
+    #[test]
+    fn bottle_route_auth_wins() {
+        let settings = ProviderSettings {
+            auth_token: Some("TOKEN_VAR".to_owned()),
+            ..ProviderSettings::default()
+        };
+        let prepared = prepare(&builtin("claude"), &settings, &no_host, NOW).expect("prepare");
+        let own: bottle_policy::Route = serde_json::from_value(serde_json::json!({
+            "host": "api.anthropic.com", "auth": {"token_ref": "OWN_VAR"}
+        }))
+        .expect("route");
+        let merged = merge_routes(&prepared.routes, &[own]);
+
+        assert_eq!(merged.len(), 1);
+        assert_eq!(merged[0].origin, RouteOrigin::Bottle(0));
+        assert_eq!(
+            merged[0].route.auth.as_ref().expect("auth").token_ref,
+            "OWN_VAR"
+        );
+    }
+
+    #[test]
+    fn token_ref_needs_no_credential() {
+        let forward = ProviderSettings {
+            forward_host_credentials: true,
+            ..ProviderSettings::default()
+        };
+        assert_eq!(
+            route_token_ref(&builtin("codex"), &forward).expect("codex forwards"),
+            Some(CODEX_TOKEN_REF.to_owned())
+        );
+        let err = route_token_ref(&builtin("claude"), &forward).expect_err("no host login");
+        assert!(
+            err.to_string().contains("forward_host_credentials"),
+            "{err}"
+        );
+        assert_eq!(
+            route_token_ref(&builtin("claude"), &ProviderSettings::default()).expect("none"),
+            None
+        );
     }
 
     #[test]

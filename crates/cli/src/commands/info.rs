@@ -4,20 +4,28 @@ use crate::cli::InfoArgs;
 use crate::exit::Exit;
 
 pub fn run(args: &InfoArgs) -> Exit {
-    let plan = match super::plan::resolve(Some(&args.agent), &[]) {
-        Ok(plan) => plan,
+    let resolved = super::plan::resolve(Some(&args.agent), &[]).and_then(|plan| {
+        let routes = super::plan::printed_routes(&plan)?;
+        Ok((plan, routes))
+    });
+    let (plan, routes) = match resolved {
+        Ok(resolved) => resolved,
         Err(message) => {
             eprintln!("{message}");
             return Exit::Failure;
         }
     };
     if args.json {
+        let info = super::plan::Info {
+            plan: &plan,
+            launch_routes: &routes,
+        };
         println!(
             "{}",
-            serde_json::to_string_pretty(&plan).expect("a plan serializes to JSON")
+            serde_json::to_string_pretty(&info).expect("a plan serializes to JSON")
         );
     } else {
-        print!("{}", super::plan::render(&plan));
+        print!("{}", super::plan::render(&plan, &routes));
     }
     Exit::Success
 }

@@ -1,11 +1,12 @@
 //! Printing a resolved plan, for `bottle info` and `bottle run --dry-run`.
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bottle_manifest::{
     AgentCommand, EnvValue, OnMatch, PathMatchKind, Plan, RepoKey, Route, Sourced, Sources,
 };
+use bottle_providers::RouteOrigin;
 use serde::Serialize;
 
 use crate::cli::RunArgs;
@@ -14,15 +15,19 @@ use crate::exit::Exit;
 /// `bottle run --dry-run`: prints the plan a launch would use. Invalid files exit with
 /// the launcher-failure code, as a real launch would.
 pub fn dry_run(args: &RunArgs) -> Exit {
-    let plan = if args.agent.is_none() && args.bottles.is_empty() {
-        Plan::default_bottle()
+    let resolved = if args.agent.is_none() && args.bottles.is_empty() {
+        Ok(Plan::default_bottle())
     } else {
-        match resolve(args.agent.as_deref(), &args.bottles) {
-            Ok(plan) => plan,
-            Err(message) => {
-                eprintln!("{message}");
-                return Exit::Launcher;
-            }
+        resolve(args.agent.as_deref(), &args.bottles)
+    };
+    let (plan, routes) = match resolved.and_then(|plan| {
+        let routes = printed_routes(&plan)?;
+        Ok((plan, routes))
+    }) {
+        Ok(resolved) => resolved,
+        Err(message) => {
+            eprintln!("{message}");
+            return Exit::Launcher;
         }
     };
 
@@ -30,6 +35,7 @@ pub fn dry_run(args: &RunArgs) -> Exit {
     if args.json {
         let output = DryRun {
             plan: &plan,
+            launch_routes: &routes,
             command_line,
         };
         println!(
@@ -37,7 +43,7 @@ pub fn dry_run(args: &RunArgs) -> Exit {
             serde_json::to_string_pretty(&output).expect("a plan serializes to JSON")
         );
     } else {
-        print!("{}", render(&plan));
+        print!("{}", render(&plan, &routes));
         if let Some(command) = command_line {
             println!("command line: {}", command.join(" "));
         }
@@ -50,8 +56,17 @@ pub fn dry_run(args: &RunArgs) -> Exit {
 struct DryRun<'a> {
     #[serde(flatten)]
     plan: &'a Plan,
+    launch_routes: &'a [LaunchRoute],
     #[serde(skip_serializing_if = "Option::is_none")]
     command_line: Option<&'a [String]>,
+}
+
+/// The JSON of `bottle info`: the plan and the routes a launch would use.
+#[derive(Serialize)]
+pub struct Info<'a> {
+    #[serde(flatten)]
+    pub plan: &'a Plan,
+    pub launch_routes: &'a [LaunchRoute],
 }
 
 /// Resolves a plan from the current directory's config and repository, returning the
@@ -63,14 +78,110 @@ pub fn resolve(agent: Option<&str>, bottles: &[String]) -> Result<Plan, String> 
     bottle_manifest::resolve(&sources, agent, bottles).map_err(|error| error.to_string())
 }
 
-/// Renders a plan as text, each value followed by the file that set it.
-pub fn render(plan: &Plan) -> String {
+/// One route a launch gives the proxy, and where it comes from.
+#[derive(Debug, Clone, Serialize)]
+pub struct LaunchRoute {
+    /// The route as the proxy gets it.
+    pub route: bottle_policy::Route,
+    /// Whether the bottle or the agent provider set the route.
+    pub origin: Origin,
+    /// The bottle file that set the route; none for a provider's route.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// The provider that added the route or its token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+/// Where a route of a launch comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A route of a bottle file.
+    Bottle,
+    /// A default route of the agent provider, for a host the bottles name no route for.
+    Provider,
+    /// A route of a bottle file that sets no `auth`, so it injects the token of the
+    /// provider's route for the same host and port.
+    BottleWithProviderAuth,
+}
+
+/// Returns the routes a launch of `plan` gives the proxy: the bottle's routes merged with
+/// `provider_routes`, the default routes of the plan's agent provider. `bottle run` and
+/// the printed plan both take their routes from here.
+pub fn launch_routes(plan: &Plan, provider_routes: &[bottle_policy::Route]) -> Vec<LaunchRoute> {
+    let bottle_routes: Vec<bottle_policy::Route> = plan
+        .routes
+        .iter()
+        .map(|route| policy_route(&route.value))
+        .collect();
+    let provider = plan
+        .provider
+        .as_ref()
+        .map(|provider| provider.template.value.clone());
+    bottle_providers::merge_routes(provider_routes, &bottle_routes)
+        .into_iter()
+        .map(|merged| {
+            let (origin, index) = match merged.origin {
+                RouteOrigin::Provider => (Origin::Provider, None),
+                RouteOrigin::Bottle(index) => (Origin::Bottle, Some(index)),
+                RouteOrigin::BottleWithProviderAuth(index) => {
+                    (Origin::BottleWithProviderAuth, Some(index))
+                }
+            };
+            LaunchRoute {
+                route: merged.route,
+                origin,
+                file: index.and_then(|index| plan.routes[index].source.clone()),
+                provider: (origin != Origin::Bottle)
+                    .then(|| provider.clone())
+                    .flatten(),
+            }
+        })
+        .collect()
+}
+
+/// Returns the routes a launch of `plan` would use, for printing. The provider's routes
+/// come from the same functions a launch prepares them with, but no credential is read.
+pub fn printed_routes(plan: &Plan) -> Result<Vec<LaunchRoute>, String> {
+    let Some(provider) = &plan.provider else {
+        return Ok(launch_routes(plan, &[]));
+    };
+    let cwd = std::env::current_dir()
+        .map_err(|error| format!("bottle: cannot read the current directory: {error}"))?;
+    let sources = Sources::discover(&cwd).map_err(|error| format!("bottle: {error}"))?;
+    let in_file = |error: bottle_providers::ProviderError| match &provider.template.source {
+        Some(file) => format!(
+            "bottle: {}: agent_provider.template: {error}",
+            file.display()
+        ),
+        None => format!("bottle: {error}"),
+    };
+    let spec =
+        bottle_providers::load(&provider.template.value, &sources.config_dir).map_err(in_file)?;
+    let settings = bottle_providers::ProviderSettings {
+        auth_token: provider
+            .auth_token
+            .as_ref()
+            .map(|token| token.value.clone()),
+        forward_host_credentials: provider.forward_host_credentials.value,
+        ..bottle_providers::ProviderSettings::default()
+    };
+    let token_ref = bottle_providers::route_token_ref(&spec, &settings)
+        .map_err(|error| format!("bottle: {error}"))?;
+    let routes = bottle_providers::provider_routes(&spec, token_ref.as_deref());
+    Ok(launch_routes(plan, &routes))
+}
+
+/// Renders a plan as text, each value followed by the file that set it, and the routes
+/// of the launch, each followed by where it comes from.
+pub fn render(plan: &Plan, routes: &[LaunchRoute]) -> String {
     let mut out = String::new();
     render_header(&mut out, plan);
     render_provider(&mut out, plan);
     render_env(&mut out, plan);
     render_git(&mut out, plan);
-    render_routes(&mut out, plan);
+    render_routes(&mut out, plan, routes);
     render_agent_settings(&mut out, plan);
     out
 }
@@ -222,15 +333,22 @@ fn render_git(out: &mut String, plan: &Plan) {
     }
 }
 
-fn render_routes(out: &mut String, plan: &Plan) {
-    if plan.routes.is_empty() {
+fn render_routes(out: &mut String, plan: &Plan, routes: &[LaunchRoute]) {
+    if routes.is_empty() {
         line(out, "routes", "(none: every destination is refused)", "");
     }
-    for (index, route) in plan.routes.iter().enumerate() {
+    for (index, planned) in routes.iter().enumerate() {
         let label = if index == 0 { "routes" } else { "" };
-        let value = format!("{}:{}", route.value.host, route.value.port);
-        line(out, label, &value, &source_text(route.source.as_deref()));
-        render_route_details(out, &route.value);
+        let value = format!("{}:{}", planned.route.host, planned.route.port);
+        let file = || source_text(planned.file.as_deref());
+        let provider = planned.provider.as_deref().unwrap_or("(none)");
+        let origin = match planned.origin {
+            Origin::Provider => format!("provider {provider}"),
+            Origin::BottleWithProviderAuth => format!("{}; auth from provider {provider}", file()),
+            Origin::Bottle => file(),
+        };
+        line(out, label, &value, &origin);
+        render_route_details(out, &planned.route);
     }
     sourced(
         out,
@@ -240,17 +358,19 @@ fn render_routes(out: &mut String, plan: &Plan) {
     );
 }
 
-fn render_route_details(out: &mut String, route: &Route) {
+fn render_route_details(out: &mut String, route: &bottle_policy::Route) {
     if let Some(auth) = &route.auth {
         let scheme = if auth.scheme.is_empty() {
             "no scheme"
         } else {
             auth.scheme.as_str()
         };
-        detail(
-            out,
-            &format!("auth: {} in {} ({scheme})", auth.token_ref, auth.header),
-        );
+        let token = if auth.token_ref == bottle_providers::CODEX_TOKEN_REF {
+            format!("{} (the forwarded host Codex login)", auth.token_ref)
+        } else {
+            auth.token_ref.clone()
+        };
+        detail(out, &format!("auth: {token} in {} ({scheme})", auth.header));
     }
     for entry in &route.matches {
         let mut parts = Vec::new();
@@ -260,9 +380,9 @@ fn render_route_details(out: &mut String, route: &Route) {
                 .iter()
                 .map(|path| {
                     let kind = match path.kind {
-                        PathMatchKind::Exact => "exact",
-                        PathMatchKind::Prefix => "prefix",
-                        PathMatchKind::Regex => "regex",
+                        bottle_policy::PathKind::Exact => "exact",
+                        bottle_policy::PathKind::Prefix => "prefix",
+                        bottle_policy::PathKind::Regex => "regex",
                     };
                     format!("{kind} {}", path.value)
                 })
@@ -306,10 +426,58 @@ fn render_route_details(out: &mut String, route: &Route) {
         detail(out, "websocket: allowed");
     }
     if let Some(connect) = &route.connect {
-        detail(out, &format!("connect: {}:{}", connect.host, connect.port));
+        detail(out, &format!("connect: {connect}"));
     }
     if let Some(ca) = &route.upstream_ca {
         detail(out, &format!("upstream_ca: {}", ca.display()));
+    }
+}
+
+/// Converts a validated route of the bottle file into the proxy's route.
+fn policy_route(route: &Route) -> bottle_policy::Route {
+    bottle_policy::Route {
+        host: route.host.to_string(),
+        port: route.port,
+        auth: route.auth.as_ref().map(|auth| bottle_policy::Auth {
+            token_ref: auth.token_ref.clone(),
+            scheme: auth.scheme.clone(),
+            header: auth.header.clone(),
+        }),
+        matches: route
+            .matches
+            .iter()
+            .map(|entry| bottle_policy::Match {
+                paths: entry
+                    .paths
+                    .iter()
+                    .map(|path| bottle_policy::PathRule {
+                        kind: match path.kind {
+                            PathMatchKind::Exact => bottle_policy::PathKind::Exact,
+                            PathMatchKind::Prefix => bottle_policy::PathKind::Prefix,
+                            PathMatchKind::Regex => bottle_policy::PathKind::Regex,
+                        },
+                        value: path.value.clone(),
+                    })
+                    .collect(),
+                methods: entry.methods.clone(),
+                headers: entry
+                    .headers
+                    .iter()
+                    .map(|header| bottle_policy::HeaderRule {
+                        name: header.name.clone(),
+                        value: header.value.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        dlp: route.dlp.clone(),
+        websocket: route.websocket,
+        passthrough: route.passthrough,
+        connect: route
+            .connect
+            .as_ref()
+            .map(|target| format!("{}:{}", target.host, target.port)),
+        upstream_ca: route.upstream_ca.clone(),
     }
 }
 

@@ -3,9 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use bottle_manifest::{
-    AgentCommand, EnvValue, Forge, PathMatchKind, Plan, Repo, RepoKey, Route, Sources,
-};
+use bottle_manifest::{AgentCommand, EnvValue, Forge, Plan, Repo, RepoKey, Sources};
 
 use crate::cli::{Backend, RunArgs};
 use crate::exit::Exit;
@@ -38,11 +36,6 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
         .map_err(|err| format!("cannot read the current directory: {err}"))?;
     let sources = Sources::discover(&cwd).map_err(|err| err.to_string())?;
     let provider = provider_launch(args, &plan, &sources.config_dir)?;
-    let bottle_routes: Vec<bottle_policy::Route> = plan
-        .routes
-        .iter()
-        .map(|route| policy_route(&route.value))
-        .collect();
     let mut env: BTreeMap<String, EnvSource> = plan
         .env
         .iter()
@@ -64,12 +57,16 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
             .map(|bottle| bottle.name.clone())
             .collect(),
         env,
-        routes: match &provider {
-            Some(provider) => {
-                bottle_providers::merge_routes(&provider.prepared.routes, &bottle_routes)
-            }
-            None => bottle_routes,
-        },
+        // The printed plan takes its routes from the same function.
+        routes: super::plan::launch_routes(
+            &plan,
+            provider
+                .as_ref()
+                .map_or(&[][..], |provider| &provider.prepared.routes),
+        )
+        .into_iter()
+        .map(|planned| planned.route)
+        .collect(),
         egress_log: plan.egress_log.value,
         repos: plan
             .repos
@@ -205,54 +202,6 @@ fn env_source(value: &EnvValue) -> EnvSource {
         EnvValue::Literal { value } => EnvSource::Literal(value.clone()),
         EnvValue::Host { variable } => EnvSource::HostVar(variable.clone()),
         EnvValue::Prompt { message } => EnvSource::Prompt(message.clone()),
-    }
-}
-
-/// Converts a validated route of the bottle file into the proxy's route.
-fn policy_route(route: &Route) -> bottle_policy::Route {
-    bottle_policy::Route {
-        host: route.host.to_string(),
-        port: route.port,
-        auth: route.auth.as_ref().map(|auth| bottle_policy::Auth {
-            token_ref: auth.token_ref.clone(),
-            scheme: auth.scheme.clone(),
-            header: auth.header.clone(),
-        }),
-        matches: route
-            .matches
-            .iter()
-            .map(|entry| bottle_policy::Match {
-                paths: entry
-                    .paths
-                    .iter()
-                    .map(|path| bottle_policy::PathRule {
-                        kind: match path.kind {
-                            PathMatchKind::Exact => bottle_policy::PathKind::Exact,
-                            PathMatchKind::Prefix => bottle_policy::PathKind::Prefix,
-                            PathMatchKind::Regex => bottle_policy::PathKind::Regex,
-                        },
-                        value: path.value.clone(),
-                    })
-                    .collect(),
-                methods: entry.methods.clone(),
-                headers: entry
-                    .headers
-                    .iter()
-                    .map(|header| bottle_policy::HeaderRule {
-                        name: header.name.clone(),
-                        value: header.value.clone(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        dlp: route.dlp.clone(),
-        websocket: route.websocket,
-        passthrough: route.passthrough,
-        connect: route
-            .connect
-            .as_ref()
-            .map(|target| format!("{}:{}", target.host, target.port)),
-        upstream_ca: route.upstream_ca.clone(),
     }
 }
 
