@@ -6,12 +6,18 @@
 mod support;
 
 use std::fs;
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::Arc;
 
 use bottle_testkit::TestCa;
-use bottle_testkit::scripted::{ScriptedResponse, ScriptedServer};
+use bottle_testkit::git::{
+    Sshd, build_upstream, fake_github_token, keygen, upstream_git, upstream_has_object,
+    upstream_ref,
+};
+use bottle_testkit::scripted::{Script, ScriptedResponse, ScriptedServer};
 use serde_json::{Value, json};
 use support::{HostUser, Sandbox, bottle_command, files_containing, run};
 
@@ -21,13 +27,53 @@ const CLAUDE_TOKEN: &str = "bottle-e2e-claude-host-token-51c2";
 /// The host variable named by `agent_provider.auth_token`.
 const CLAUDE_TOKEN_VAR: &str = "BOTTLE_E2E_CLAUDE_TOKEN";
 
-/// The scripted model's reply once its tool call has run.
+/// The scripted model's reply once its tool calls have run.
 const FINAL_ANSWER: &str = "BOTTLE-E2E-SCRIPTED-ANSWER";
 
-/// The shell command of the scripted model's tool call: it writes the test file
-/// and copies what the agent can see (environment, home) for the test to search.
-const TOOL_COMMAND: &str = "env > /workspace/agent-env.txt; cp -R \"$HOME\" /workspace/agent-home; \
-    printf 'hello from the bottle\\n' > /workspace/hello.txt";
+/// The line the scripted agent appends to the upstream's README.
+const EDITED_LINE: &str = "Widgets are assembled inside the bottle.";
+
+/// The message of the commit the scripted agent pushes.
+const COMMIT_MESSAGE: &str = "Say where widgets are assembled";
+
+/// The bottle variable that contains the planted token. Its name has no `KEY`, `SECRET` or
+/// `TOKEN`: Codex's shell environment policy can drop such variables from its commands.
+const PLANTED_VAR: &str = "PLANTED_VALUE";
+
+/// The first tool call: clone through the git gate, edit, commit and push, then try the
+/// upstream's port directly. It also copies what the agent can see (environment, home)
+/// for the test to search. Each step leaves its result under /workspace/out and prints
+/// nothing, so no tool output reaches the API.
+const PUSH_COMMAND: &str = r#"set -u
+out=/workspace/out
+mkdir -p "$out"
+env > "$out/agent-env.txt"
+cp -R "$HOME" "$out/agent-home"
+cd /workspace
+git clone --quiet "__URL__" w 2> "$out/clone.err"
+echo $? > "$out/clone.rc"
+cd /workspace/w
+printf '%s\n' "__LINE__" >> README.md
+git commit --quiet -am "__MESSAGE__" > "$out/commit.out" 2>&1
+git rev-parse HEAD > "$out/clean.sha"
+git push --quiet origin HEAD:main 2> "$out/clean-push.err"
+echo $? > "$out/clean-push.rc"
+bash -c 'exec 3<>/dev/tcp/127.0.0.1/__PORT__' 2> "$out/direct.err"
+echo $? > "$out/direct.rc"
+"#;
+
+/// The second tool call: commit a file that contains the planted token and push it. The
+/// gate must reject the push.
+const SECRET_COMMAND: &str = r#"set -u
+out=/workspace/out
+cd /workspace/w
+printf 'deploy = %s\n' "$__VAR__" > deploy.conf
+git add deploy.conf
+git commit --quiet -m "Add the deploy config" > "$out/dirty-commit.out" 2>&1
+git rev-parse HEAD > "$out/dirty.sha"
+git push origin HEAD:main 2> "$out/dirty-push.err"
+echo $? > "$out/dirty-push.rc"
+"#;
 
 /// Installs the provider's pinned CLI once per target directory and links it into the
 /// sandbox's cache, where `bottle run` looks for it. Fails with the reason when the
@@ -48,18 +94,6 @@ fn install_agent(sandbox: &Sandbox, provider: &str) {
     let link = bottle_providers::install_dir(&sandbox.config(), &package);
     fs::create_dir_all(link.parent().expect("parent")).expect("mkdir cache");
     std::os::unix::fs::symlink(&shared, &link).expect("link the installed CLI");
-}
-
-/// Returns whether any item of the JSON array `field` of a request body has a part of
-/// type `part_type` in its `content`.
-fn has_part(body: &Value, field: &str, part_type: &str) -> bool {
-    body[field].as_array().is_some_and(|items| {
-        items.iter().any(|item| {
-            item["content"]
-                .as_array()
-                .is_some_and(|parts| parts.iter().any(|part| part["type"] == part_type))
-        })
-    })
 }
 
 /// Builds an Anthropic Messages API event stream with one content block.
@@ -92,45 +126,57 @@ fn messages_stream(block: Value, delta: Value, stop_reason: &str) -> ScriptedRes
     ])
 }
 
-/// The scripted Messages API: a conversation with tools gets a Bash tool call, the
-/// conversation that returns its result gets [`FINAL_ANSWER`], anything else plain text.
-fn claude_script(request: &bottle_testkit::RecordedRequest) -> ScriptedResponse {
-    if !request.path.starts_with("/v1/messages") || request.method != "POST" {
-        return ScriptedResponse::status(404, "not scripted");
-    }
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-    let has_tool_result = has_part(&body, "messages", "tool_result");
-    let offers_bash = body["tools"]
-        .as_array()
-        .is_some_and(|tools| tools.iter().any(|tool| tool["name"] == "Bash"));
+/// Counts the parts of type `part_type` in the `content` of the items of the JSON array
+/// `field` of a request body.
+fn count_parts(body: &Value, field: &str, part_type: &str) -> usize {
+    body[field].as_array().map_or(0, |items| {
+        items
+            .iter()
+            .filter_map(|item| item["content"].as_array())
+            .flatten()
+            .filter(|part| part["type"] == part_type)
+            .count()
+    })
+}
 
-    let text = if has_tool_result || !offers_bash {
-        FINAL_ANSWER
-    } else {
-        ""
-    };
-    if body["stream"] != Value::Bool(true) {
-        return ScriptedResponse::json(
-            &json!({"id": "msg_bottle_e2e", "type": "message", "role": "assistant",
-                "model": "claude-sonnet-4-5", "content": [{"type": "text", "text": FINAL_ANSWER}],
-                "stop_reason": "end_turn", "stop_sequence": null,
-                "usage": {"input_tokens": 10, "output_tokens": 5}})
-            .to_string(),
-        );
-    }
-    if !text.is_empty() {
-        return messages_stream(
-            json!({"type": "text", "text": ""}),
-            json!({"type": "text_delta", "text": text}),
-            "end_turn",
-        );
-    }
-    let input = json!({"command": TOOL_COMMAND, "description": "Write the test files"});
-    messages_stream(
-        json!({"type": "tool_use", "id": "toolu_bottle_e2e", "name": "Bash", "input": {}}),
-        json!({"type": "input_json_delta", "partial_json": input.to_string()}),
-        "tool_use",
-    )
+/// Builds the scripted Messages API. A conversation with tools gets one Bash tool call
+/// per command, each after the previous one's result has come back, then
+/// [`FINAL_ANSWER`]. A conversation without tools gets plain text.
+fn claude_script(commands: Vec<String>) -> Script {
+    Arc::new(move |request| {
+        if !request.path.starts_with("/v1/messages") || request.method != "POST" {
+            return ScriptedResponse::status(404, "not scripted");
+        }
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let results = count_parts(&body, "messages", "tool_result");
+        let offers_bash = body["tools"]
+            .as_array()
+            .is_some_and(|tools| tools.iter().any(|tool| tool["name"] == "Bash"));
+        if body["stream"] != Value::Bool(true) {
+            return ScriptedResponse::json(
+                &json!({"id": "msg_bottle_e2e", "type": "message", "role": "assistant",
+                    "model": "claude-sonnet-4-5",
+                    "content": [{"type": "text", "text": FINAL_ANSWER}],
+                    "stop_reason": "end_turn", "stop_sequence": null,
+                    "usage": {"input_tokens": 10, "output_tokens": 5}})
+                .to_string(),
+            );
+        }
+        let Some(command) = commands.get(results).filter(|_| offers_bash) else {
+            return messages_stream(
+                json!({"type": "text", "text": ""}),
+                json!({"type": "text_delta", "text": FINAL_ANSWER}),
+                "end_turn",
+            );
+        };
+        let input = json!({"command": command, "description": "Work on the widgets repository"});
+        messages_stream(
+            json!({"type": "tool_use", "id": format!("toolu_bottle_e2e_{results}"),
+                "name": "Bash", "input": {}}),
+            json!({"type": "input_json_delta", "partial_json": input.to_string()}),
+            "tool_use",
+        )
+    })
 }
 
 /// Writes the test CA where the bottle file names it, and returns its path.
@@ -140,17 +186,150 @@ fn write_test_ca(sandbox: &Sandbox, ca: &TestCa) -> PathBuf {
     path
 }
 
-/// Checks what every provider test checks: the tool call ran, the scripted reply came back,
-/// and the real token is nowhere inside the bottle.
-fn check_agent_run(sandbox: &Sandbox, stdout: &str, real_token: &str) {
+/// A coding task on a repository behind a real `sshd` on loopback, which the bottle
+/// reaches only through the git gate.
+struct GitTask {
+    sshd: Sshd,
+    repo: PathBuf,
+    identity: PathBuf,
+    planted: String,
+}
+
+impl GitTask {
+    fn start(sandbox: &Sandbox) -> GitTask {
+        let dir = sandbox.path("upstream");
+        fs::create_dir_all(&dir).expect("mkdir upstream");
+        let identity = dir.join("gate_key");
+        let public = keygen(&identity);
+        let sshd = Sshd::start(&dir, &public);
+        let repo = build_upstream(&dir);
+        GitTask {
+            sshd,
+            repo,
+            identity,
+            planted: fake_github_token(),
+        }
+    }
+
+    /// Returns the bottle file's `git-gate` and `env` sections.
+    fn bottle_sections(&self) -> String {
+        format!(
+            "git-gate:\n  user: {{name: gate-bot, email: gate-bot@example.org}}\n  repos:\n    \
+             widgets:\n      url: {url}\n      host_key: {host_key}\n      identity: {identity}\n\
+             env:\n  {PLANTED_VAR}: \"${{BOTTLE_E2E_PLANTED}}\"\n",
+            url = self.sshd.url(&self.repo),
+            host_key = self.sshd.host_key,
+            identity = self.identity.display(),
+        )
+    }
+
+    /// Returns the shell commands of the scripted model's tool calls, in order.
+    fn commands(&self) -> Vec<String> {
+        vec![
+            PUSH_COMMAND
+                .replace("__URL__", &self.sshd.url(&self.repo))
+                .replace("__LINE__", EDITED_LINE)
+                .replace("__MESSAGE__", COMMIT_MESSAGE)
+                .replace("__PORT__", &self.sshd.port.to_string()),
+            SECRET_COMMAND.replace("__VAR__", PLANTED_VAR),
+        ]
+    }
+
+    /// Adds the host variables the bottle file reads to `command`.
+    fn env<'a>(&self, command: &'a mut Command) -> &'a mut Command {
+        command.env("BOTTLE_E2E_PLANTED", &self.planted)
+    }
+
+    /// Checks the task's outcome: the upstream has the clean commit, made through the gate,
+    /// and not the one with the planted token.
+    fn check(&self, sandbox: &Sandbox) {
+        let out = sandbox.workspace().join("out");
+        let read = |name: &str| {
+            fs::read_to_string(out.join(name))
+                .unwrap_or_else(|err| panic!("the scripted tool calls left no out/{name}: {err}"))
+        };
+        assert_eq!(read("clone.rc").trim(), "0", "clone: {}", read("clone.err"));
+        assert_eq!(
+            read("clean-push.rc").trim(),
+            "0",
+            "clean push: {}",
+            read("clean-push.err")
+        );
+
+        // The upstream's main is the agent's commit, with its message and its edit.
+        let clean = read("clean.sha").trim().to_owned();
+        assert_eq!(
+            upstream_ref(&self.repo, "refs/heads/main").as_deref(),
+            Some(clean.as_str()),
+            "the upstream's main is not the agent's commit"
+        );
+        let log = upstream_git(&self.repo, &["log", "-1", "--format=%s%n%an <%ae>", "main"]);
+        assert_eq!(
+            log,
+            format!("{COMMIT_MESSAGE}\ngate-bot <gate-bot@example.org>\n")
+        );
+        let readme = upstream_git(&self.repo, &["show", "main:README.md"]);
+        assert_eq!(readme, format!("# widgets\n{EDITED_LINE}\n"));
+
+        // The gate rejected the commit that adds the planted token, naming file and rule.
+        assert_ne!(
+            read("dirty-push.rc").trim(),
+            "0",
+            "the push with a token succeeded"
+        );
+        let rejection = read("dirty-push.err");
+        assert!(
+            rejection.contains("deploy.conf"),
+            "file not named: {rejection}"
+        );
+        assert!(rejection.contains("github"), "rule not named: {rejection}");
+        assert!(
+            !rejection.contains(&self.planted),
+            "the rejection shows the token"
+        );
+        let dirty = read("dirty.sha").trim().to_owned();
+        assert_ne!(dirty, clean);
+        assert!(
+            !upstream_has_object(&self.repo, &dirty),
+            "the upstream holds the commit with the token"
+        );
+        assert_eq!(
+            upstream_ref(&self.repo, "refs/heads/main").as_deref(),
+            Some(clean.as_str())
+        );
+
+        // Only the gate reaches the upstream: the bottle cannot open its port, which the
+        // host can, and the deploy key is nowhere inside the bottle.
+        assert_ne!(
+            read("direct.rc").trim(),
+            "0",
+            "the bottle opened the upstream's port directly"
+        );
+        TcpStream::connect(("127.0.0.1", self.sshd.port))
+            .expect("the host reaches the upstream's port");
+        let private_key = fs::read_to_string(&self.identity).expect("read the deploy key");
+        let key_body = private_key.lines().nth(1).expect("key body line");
+        let leaked = files_containing(&sandbox.workspace(), key_body.as_bytes());
+        assert!(
+            leaked.is_empty(),
+            "the deploy key is inside the bottle: {leaked:?}"
+        );
+        let sshd_log = self.sshd.log.lock().expect("sshd log").join("\n");
+        assert!(
+            sshd_log.contains("Accepted publickey"),
+            "the upstream saw no login with the gate's key: {sshd_log}"
+        );
+    }
+}
+
+/// Checks what every provider test checks beyond the git task: the scripted reply came
+/// back, the agent ran behind the proxy, and the real token is nowhere inside the bottle.
+fn check_agent_run(sandbox: &Sandbox, stdout: &str, real_token: &str) -> String {
     assert!(
         stdout.contains(FINAL_ANSWER),
         "the scripted answer is missing from the agent's output: {stdout}"
     );
-    let hello = fs::read_to_string(sandbox.workspace().join("hello.txt"))
-        .expect("the scripted tool call wrote hello.txt");
-    assert_eq!(hello, "hello from the bottle\n");
-    let agent_env = fs::read_to_string(sandbox.workspace().join("agent-env.txt"))
+    let agent_env = fs::read_to_string(sandbox.workspace().join("out/agent-env.txt"))
         .expect("the scripted tool call wrote agent-env.txt");
     assert!(
         agent_env.contains("HTTPS_PROXY=http://127.0.0.1:3128"),
@@ -161,65 +340,119 @@ fn check_agent_run(sandbox: &Sandbox, stdout: &str, real_token: &str) {
         leaked.is_empty(),
         "the real token is inside the bottle: {leaked:?}"
     );
+    agent_env
 }
 
-#[test]
-fn claude_cli_runs_headless() {
-    let sandbox = Sandbox::new();
-    install_agent(&sandbox, "claude");
-    let ca = TestCa::new("bottle claude e2e CA");
-    let server = ScriptedServer::start(&ca, &["api.anthropic.com"], Arc::new(claude_script));
-    let ca_path = write_test_ca(&sandbox, &ca);
-    sandbox.write(
-        "config/bottles/claude-e2e.md",
-        &format!(
-            "---\nagent_provider:\n  template: claude\n  auth_token: {CLAUDE_TOKEN_VAR}\n\
-             egress:\n  routes:\n    - host: api.anthropic.com\n      connect: \"{}\"\n      \
-             upstream_ca: {}\n---\n",
+/// Returns the recorded requests as text for a failure message: path and body.
+fn describe(requests: &[bottle_testkit::RecordedRequest]) -> String {
+    requests
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}\n{}",
+                r.method,
+                r.path,
+                String::from_utf8_lossy(&request_body(r))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// Writes the bottle `NAME-e2e` with the provider `template`, the git task and routes
+/// that send `hosts` to the scripted server, and the agent `NAME-e2e` that uses it.
+fn write_bottle(
+    sandbox: &Sandbox,
+    name: &str,
+    provider: &str,
+    task: &GitTask,
+    server: &ScriptedServer,
+    ca: &TestCa,
+    hosts: &[&str],
+) {
+    let ca_path = write_test_ca(sandbox, ca);
+    let mut routes = String::new();
+    for host in hosts {
+        routes.push_str(&format!(
+            "    - host: {host}\n      connect: \"{}\"\n      upstream_ca: {}\n",
             server.addr(),
             ca_path.display()
+        ));
+    }
+    sandbox.write(
+        &format!("config/bottles/{name}-e2e.md"),
+        &format!(
+            "---\nagent_provider:\n{provider}{git}egress:\n  routes:\n{routes}---\n",
+            git = task.bottle_sections()
         ),
     );
     sandbox.write(
-        "config/agents/claude-e2e.md",
-        "---\nbottle: claude-e2e\n---\nYou are the bottle end-to-end test agent.\n",
+        &format!("config/agents/{name}-e2e.md"),
+        &format!("---\nbottle: {name}-e2e\n---\nYou are the bottle end-to-end test agent.\n"),
     );
     // The agent runs as an unprivileged host uid, so the workspace must be writable to it.
     fs::set_permissions(sandbox.workspace(), fs::Permissions::from_mode(0o777))
         .expect("chmod workspace");
-    let workspace = sandbox.workspace().display().to_string();
+}
 
-    let output = run(bottle_command(
-        &sandbox,
+/// Builds `bottle run NAME-e2e --headless` with the coding task as its prompt.
+fn headless_run(sandbox: &Sandbox, name: &str) -> Command {
+    let agent = format!("{name}-e2e");
+    let workspace = sandbox.workspace().display().to_string();
+    bottle_command(
+        sandbox,
         HostUser::Root,
         &[
             "run",
-            "claude-e2e",
+            &agent,
             "--label",
-            "claude-e2e",
+            &agent,
             "--workspace",
             &workspace,
             "--headless",
             "--prompt",
-            "Write hello.txt in the workspace.",
+            "Clone the widgets repository, describe where widgets are made, commit and push.",
         ],
     )
-    .env(CLAUDE_TOKEN_VAR, CLAUDE_TOKEN));
+}
+
+#[test]
+fn claude_cli_pushes_through_git_gate() {
+    let sandbox = Sandbox::new();
+    install_agent(&sandbox, "claude");
+    let task = GitTask::start(&sandbox);
+    let ca = TestCa::new("bottle claude e2e CA");
+    let server = ScriptedServer::start(&ca, &["api.anthropic.com"], claude_script(task.commands()));
+    write_bottle(
+        &sandbox,
+        "claude",
+        &format!("  template: claude\n  auth_token: {CLAUDE_TOKEN_VAR}\n"),
+        &task,
+        &server,
+        &ca,
+        &["api.anthropic.com"],
+    );
+
+    let output =
+        run(task.env(headless_run(&sandbox, "claude").env(CLAUDE_TOKEN_VAR, CLAUDE_TOKEN)));
 
     let requests = server.requests();
-    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
         Some(0),
-        "stdout: {stdout}; requests: {paths:?}"
+        "stdout: {stdout}; requests: {}",
+        describe(&requests)
     );
-
     let messages: Vec<_> = requests
         .iter()
         .filter(|r| r.path.starts_with("/v1/messages"))
         .collect();
-    assert!(messages.len() >= 2, "a tool call and its result: {paths:?}");
+    assert!(
+        messages.len() >= 3,
+        "two tool calls and their results: {}",
+        describe(&requests)
+    );
     for request in &requests {
         assert_eq!(
             request.header_values("authorization"),
@@ -240,8 +473,8 @@ fn claude_cli_runs_headless() {
             .any(|r| r.contains("bottle end-to-end test agent")),
         "the agent's system prompt reached the API"
     );
-    check_agent_run(&sandbox, &stdout, CLAUDE_TOKEN);
-    let agent_env = fs::read_to_string(sandbox.workspace().join("agent-env.txt")).expect("env");
+    task.check(&sandbox);
+    let agent_env = check_agent_run(&sandbox, &stdout, CLAUDE_TOKEN);
     assert!(
         agent_env.contains("ANTHROPIC_AUTH_TOKEN=bottle-placeholder-anthropic-token"),
         "the agent holds the placeholder: {agent_env}"
@@ -318,108 +551,90 @@ fn request_body(request: &bottle_testkit::RecordedRequest) -> Vec<u8> {
     decoded
 }
 
-/// The scripted Responses API: the first turn gets a shell tool call, the turn that
-/// returns its output gets [`FINAL_ANSWER`].
-fn codex_script(request: &bottle_testkit::RecordedRequest) -> ScriptedResponse {
-    if request.path.starts_with("/backend-api/wham/accounts/check") {
-        return ScriptedResponse::json(
-            &json!({"accounts": [{"id": "acct-e2e", "structure": "personal",
-                "plan_type": "plus", "is_deactivated": false, "can_access_with_session": true,
-                "workspace_backend_origin": "https://chatgpt.com",
-                "account_routing_override": "NO_CONSTRAINT"}],
-                "account_ordering": ["acct-e2e"]})
-            .to_string(),
+/// Builds the scripted Responses API: one shell tool call per command, each after the
+/// previous one's output has come back, then [`FINAL_ANSWER`].
+fn codex_script(commands: Vec<String>) -> Script {
+    Arc::new(move |request| {
+        if request.path.starts_with("/backend-api/wham/accounts/check") {
+            return ScriptedResponse::json(
+                &json!({"accounts": [{"id": "acct-e2e", "structure": "personal",
+                    "plan_type": "plus", "is_deactivated": false,
+                    "can_access_with_session": true,
+                    "workspace_backend_origin": "https://chatgpt.com",
+                    "account_routing_override": "NO_CONSTRAINT"}],
+                    "account_ordering": ["acct-e2e"]})
+                .to_string(),
+            );
+        }
+        if !request.path.ends_with("/responses") || request.method != "POST" {
+            return ScriptedResponse::status(404, "not scripted");
+        }
+        let body: Value = serde_json::from_slice(&request_body(request)).unwrap_or(Value::Null);
+        let outputs = body["input"].as_array().map_or(0, |items| {
+            items
+                .iter()
+                .filter(|item| item["type"] == "custom_tool_call_output")
+                .count()
+        });
+        let Some(command) = commands.get(outputs) else {
+            return responses_stream(json!({"type": "message", "role": "assistant",
+                "id": "msg_bottle_e2e",
+                "content": [{"type": "output_text", "text": FINAL_ANSWER}]}));
+        };
+        // Codex 0.169's default model works in "code mode": its one tool, `exec`, runs
+        // JavaScript that calls the shell tool as `tools.exec_command`. The pragma and
+        // `yield_time_ms` let a push through the gate finish before the tool returns.
+        let script = format!(
+            "// @exec: {{\"yield_time_ms\": 120000}}\n\
+             await tools.exec_command({{cmd: {}, yield_time_ms: 120000}});\ntext(\"done\");",
+            Value::String(command.clone())
         );
-    }
-    if !request.path.ends_with("/responses") || request.method != "POST" {
-        return ScriptedResponse::status(404, "not scripted");
-    }
-    let body: Value = serde_json::from_slice(&request_body(request)).unwrap_or(Value::Null);
-    let returns_output = body["input"].as_array().is_some_and(|items| {
-        items
-            .iter()
-            .any(|item| item["type"] == "custom_tool_call_output")
-    });
-    if returns_output {
-        return responses_stream(json!({"type": "message", "role": "assistant",
-            "id": "msg_bottle_e2e", "content": [{"type": "output_text", "text": FINAL_ANSWER}]}));
-    }
-    // Codex 0.169's default model works in "code mode": its one tool, `exec`, runs
-    // JavaScript that calls the shell tool as `tools.exec_command`.
-    let script = format!(
-        "await tools.exec_command({{cmd: {}}});\ntext(\"done\");",
-        Value::String(TOOL_COMMAND.to_owned())
-    );
-    responses_stream(json!({"type": "custom_tool_call", "id": "ctc_bottle_e2e",
-        "call_id": "call_bottle_e2e", "name": "exec", "input": script}))
+        responses_stream(
+            json!({"type": "custom_tool_call", "id": format!("ctc_bottle_e2e_{outputs}"),
+            "call_id": format!("call_bottle_e2e_{outputs}"), "name": "exec", "input": script}),
+        )
+    })
 }
 
 #[test]
-fn codex_cli_runs_with_forwarded_login() {
+fn codex_cli_pushes_with_forwarded_login() {
     let sandbox = Sandbox::new();
     install_agent(&sandbox, "codex");
     let host_codex_home = sandbox.path("host-codex");
     let access_token = codex_host_login(&host_codex_home);
+    let task = GitTask::start(&sandbox);
     let ca = TestCa::new("bottle codex e2e CA");
-    let server = ScriptedServer::start(
-        &ca,
-        &["chatgpt.com", "api.openai.com"],
-        Arc::new(codex_script),
-    );
-    let ca_path = write_test_ca(&sandbox, &ca);
-    let mut routes = String::new();
-    for host in ["chatgpt.com", "api.openai.com"] {
-        routes.push_str(&format!(
-            "    - host: {host}\n      connect: \"{}\"\n      upstream_ca: {}\n",
-            server.addr(),
-            ca_path.display()
-        ));
-    }
-    sandbox.write(
-        "config/bottles/codex-e2e.md",
-        &format!(
-            "---\nagent_provider:\n  template: codex\n  forward_host_credentials: true\n\
-             egress:\n  routes:\n{routes}---\n"
-        ),
-    );
-    sandbox.write(
-        "config/agents/codex-e2e.md",
-        "---\nbottle: codex-e2e\n---\nYou are the bottle end-to-end test agent.\n",
-    );
-    fs::set_permissions(sandbox.workspace(), fs::Permissions::from_mode(0o777))
-        .expect("chmod workspace");
-    let workspace = sandbox.workspace().display().to_string();
-
-    let output = run(bottle_command(
+    let hosts = ["chatgpt.com", "api.openai.com"];
+    let server = ScriptedServer::start(&ca, &hosts, codex_script(task.commands()));
+    write_bottle(
         &sandbox,
-        HostUser::Root,
-        &[
-            "run",
-            "codex-e2e",
-            "--label",
-            "codex-e2e",
-            "--workspace",
-            &workspace,
-            "--headless",
-            "--prompt",
-            "Write hello.txt in the workspace.",
-        ],
-    )
-    .env("CODEX_HOME", &host_codex_home));
+        "codex",
+        "  template: codex\n  forward_host_credentials: true\n",
+        &task,
+        &server,
+        &ca,
+        &hosts,
+    );
+
+    let output = run(task.env(headless_run(&sandbox, "codex").env("CODEX_HOME", &host_codex_home)));
 
     let requests = server.requests();
-    let paths: Vec<&str> = requests.iter().map(|r| r.path.as_str()).collect();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         output.status.code(),
         Some(0),
-        "stdout: {stdout}; requests: {paths:?}"
+        "stdout: {stdout}; requests: {}",
+        describe(&requests)
     );
     let turns: Vec<_> = requests
         .iter()
         .filter(|r| r.path.ends_with("/responses"))
         .collect();
-    assert!(turns.len() >= 2, "a tool call and its output: {paths:?}");
+    assert!(
+        turns.len() >= 3,
+        "two tool calls and their outputs: {}",
+        describe(&requests)
+    );
     for request in &requests {
         assert_eq!(
             request.header_values("authorization"),
@@ -433,8 +648,9 @@ fn codex_cli_runs_with_forwarded_login() {
             request.path
         );
     }
+    task.check(&sandbox);
     check_agent_run(&sandbox, &stdout, CODEX_SIGNATURE);
-    let dummy = fs::read_to_string(sandbox.workspace().join("agent-home/.codex/auth.json"))
+    let dummy = fs::read_to_string(sandbox.workspace().join("out/agent-home/.codex/auth.json"))
         .expect("the agent's home holds the dummy login");
     assert!(dummy.contains("bottle-placeholder."), "{dummy}");
     assert!(

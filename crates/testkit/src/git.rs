@@ -222,3 +222,30 @@ pub fn fake_github_token() -> String {
 pub fn sshd_authorized_keys(dir: &Path) -> PathBuf {
     dir.join("sshd").join("authorized_keys")
 }
+
+/// Runs `git ARGS` on a bare repository directly, without the gate, and returns its
+/// standard output. Panics with git's output when it fails.
+pub fn upstream_git(repo: &Path, args: &[&str]) -> String {
+    let output = run(Command::new("git")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(args));
+    String::from_utf8(output.stdout).expect("git prints UTF-8 here")
+}
+
+/// Returns whether a bare repository contains the object `id`, read directly, without the
+/// gate.
+pub fn upstream_has_object(repo: &Path, id: &str) -> bool {
+    Command::new("git")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["cat-file", "-e", id])
+        .output()
+        .expect("test set-up")
+        .status
+        .success()
+}
