@@ -1,5 +1,5 @@
 //! `bottle info` and `bottle run --dry-run` show the routes an agent provider adds, as a
-//! launch would use them, marked as the provider's; no credential is read to print them.
+//! launch would use them, marked as the provider's. Printing them reads no credential.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap in a test is the failure report
 
@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use serde_json::{Value, json};
 
-/// A value the host variable named by `agent_provider.auth_token` holds; no printed plan
+/// The value of the host variable named by `agent_provider.auth_token`. No printed plan
 /// may show it.
 const HOST_TOKEN: &str = "bottle-plan-test-host-token-93e1";
 
-/// A temporary config directory; the commands run in a directory outside any repository.
+/// A temporary config directory. The commands run in a directory outside any repository.
 struct Setup {
     dir: tempfile::TempDir,
 }

@@ -195,7 +195,7 @@ pub fn route_token_ref(
     }
 }
 
-/// Builds the provider's default routes for its API hosts; those whose spec names an
+/// Builds the provider's default routes for its API hosts. Those whose spec names an
 /// `auth` inject `token_ref` when there is one.
 pub fn provider_routes(spec: &ProviderSpec, token_ref: Option<&str>) -> Vec<bottle_policy::Route> {
     spec.routes
@@ -217,7 +217,7 @@ pub fn provider_routes(spec: &ProviderSpec, token_ref: Option<&str>) -> Vec<bott
         .collect()
 }
 
-/// Where a route of a merged list comes from.
+/// The origin of a route in a merged list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteOrigin {
     /// A default route of the provider, for a host the bottle names no route for.

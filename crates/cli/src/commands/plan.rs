@@ -85,7 +85,7 @@ pub struct LaunchRoute {
     pub route: bottle_policy::Route,
     /// Whether the bottle or the agent provider set the route.
     pub origin: Origin,
-    /// The bottle file that set the route; none for a provider's route.
+    /// The bottle file that set the route, or none for a provider's route.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub file: Option<PathBuf>,
     /// The provider that added the route or its token.
@@ -93,7 +93,7 @@ pub struct LaunchRoute {
     pub provider: Option<String>,
 }
 
-/// Where a route of a launch comes from.
+/// The origin of a route of a launch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
