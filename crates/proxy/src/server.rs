@@ -223,7 +223,22 @@ impl Proxy {
             .await;
         if let Err(err) = result {
             tracing::debug!(error = %err, "proxy client connection ended with an error");
+            if err.is_parse() || err.is_parse_too_large() {
+                self.record_malformed(None);
+            }
         }
+    }
+
+    /// Records a request that hyper's parser rejected with 400 (or 431) before the proxy
+    /// saw it, so that every refusal is audited. `tunnel` is the tunnel it arrived in.
+    fn record_malformed(&self, tunnel: Option<&Tunnel>) {
+        let seen = Seen::new(
+            "-",
+            tunnel.map(|tunnel| tunnel.host.clone()),
+            tunnel.map(|tunnel| tunnel.port),
+        );
+        let reason = "malformed HTTP request: the parser rejected its framing or syntax";
+        self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), 400, 0);
     }
 
     /// Handles a request on the outer (proxy) connection: CONNECT or absolute-form HTTP.
@@ -380,6 +395,7 @@ impl Proxy {
             }
         };
 
+        let tunnel_for_audit = tunnel.clone();
         let proxy = self.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let proxy = proxy.clone();
@@ -396,6 +412,12 @@ impl Proxy {
             .await;
         if let Err(err) = result {
             tracing::debug!(error = %err, "tunnel connection ended with an error");
+            let malformed = err
+                .downcast_ref::<hyper::Error>()
+                .is_some_and(|err| err.is_parse() || err.is_parse_too_large());
+            if malformed {
+                self.record_malformed(Some(&tunnel_for_audit));
+            }
         }
     }
 
