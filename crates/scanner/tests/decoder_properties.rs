@@ -108,7 +108,7 @@ fn plant(
     (input, start..end)
 }
 
-/// A GitHub personal access token shape, built at run time so the source holds no token.
+/// A GitHub personal access token shape, built at run time so the source contains no token.
 fn github_token(body: &str) -> String {
     format!("ghp_{body}")
 }
@@ -117,7 +117,9 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
-    fn arbitrary_bytes_never_panic_any_detector(bytes in prop::collection::vec(any::<u8>(), 0..8192)) {
+    fn arbitrary_bytes_never_panic_any_detector(
+        bytes in prop::collection::vec(any::<u8>(), 0..8192),
+    ) {
         let scanner = Scanner::new(&["planted-known-value-1", "\u{e9}t\u{e9}-secret-value"]);
         for detector in Detector::ALL {
             for finding in scanner.scan_with(&bytes, &[detector]) {

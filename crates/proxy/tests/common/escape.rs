@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 /// Upper bound for one exchange, so a proxy that hangs fails the case instead of the run.
 const EXCHANGE_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A TCP listener on loopback that never answers and appends every received byte to one
+/// A TCP listener on loopback that never replies and appends every received byte to one
 /// buffer, so a test can prove that nothing, not even a TLS ClientHello, reached it.
 pub struct RawSink {
     addr: SocketAddr,
@@ -211,7 +211,8 @@ impl Agent {
             Send::ConnectSelf => {
                 let port = self.proxy.port();
                 let request = format!(
-                    "CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+                    "CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+                     Connection: close\r\n\r\n"
                 );
                 let stream = TcpStream::connect(self.proxy).await.expect("connect");
                 finish_http1(stream, request.as_bytes(), false).await
