@@ -56,9 +56,7 @@ enum Coding {
 fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, DecodeError> {
     let mut out = Vec::new();
     for value in headers.get_all(http::header::CONTENT_ENCODING) {
-        let text = value
-            .to_str()
-            .map_err(|_| DecodeError::Unsupported)?;
+        let text = value.to_str().map_err(|_| DecodeError::Unsupported)?;
         for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let coding = match name.to_ascii_lowercase().as_str() {
                 "gzip" | "x-gzip" => Coding::Gzip,

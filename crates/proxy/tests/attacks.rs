@@ -484,7 +484,11 @@ async fn run_case(world: &World, index: usize, case: &Case) -> Vec<String> {
             ));
         }
     }
-    let from_upstream = reply.responses.iter().filter(|r| r.from_upstream()).count();
+    let from_upstream = reply
+        .responses
+        .iter()
+        .filter(|r| r.is_from_upstream())
+        .count();
     if records.len() != from_upstream {
         let paths: Vec<&str> = records.iter().map(|r| r.path.as_str()).collect();
         fail(format!(
@@ -634,7 +638,7 @@ async fn run_case(world: &World, index: usize, case: &Case) -> Vec<String> {
                 && control
                     .responses
                     .first()
-                    .is_some_and(|r| r.from_upstream() || r.status == 0)
+                    .is_some_and(|r| r.is_from_upstream() || r.status == 0)
         }
         Reach::RawBytes => {
             let mut grew = false;

@@ -125,7 +125,7 @@ pub struct Response {
 impl Response {
     /// Returns true when the response came from an upstream: it has no decision header
     /// and is not a parser error, which the test sinks never send.
-    pub fn from_upstream(&self) -> bool {
+    pub fn is_from_upstream(&self) -> bool {
         self.decision.is_none() && self.status != 400 && self.status != 0
     }
 }
