@@ -89,7 +89,12 @@ pub(crate) async fn inspect(
                 ),
             ));
         }
-        Err(_) => return Err(Refusal::new(DLP_RULE, "the request body could not be read")),
+        Err(_) => {
+            return Err(Refusal::new(
+                crate::server::PROTOCOL_RULE,
+                "the request body is malformed or ended early, so it cannot be scanned",
+            ));
+        }
     };
     let decoded = decode::decode_body(&parts.headers, &body)
         .map_err(|err| Refusal::new(DLP_RULE, format!("{err}; the request is refused")))?;
