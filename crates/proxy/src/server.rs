@@ -74,6 +74,8 @@ pub(crate) struct Proxy {
     log_limiter: LogLimiter,
     /// The outbound DLP scanner, compiled with the bottle's known secrets.
     scanner: Scanner,
+    /// The values the scanner looks for, for secrets assembled from several fields.
+    known_secrets: Vec<String>,
     /// The queue of requests held by `supervise` routes, and the values the operator approved.
     supervisor: Supervisor,
     /// Recent request field values per host, for secrets split across requests.
@@ -154,6 +156,11 @@ impl Proxy {
             .collect();
 
         let scanner = Scanner::try_new(&config.known_secret_values())?;
+        let known_secrets = config
+            .known_secret_values()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let audit = AuditLog::open(&config.audit_log)?;
         let supervisor = Supervisor::new(&config);
         Ok(Proxy {
@@ -168,6 +175,7 @@ impl Proxy {
             log_level: config.log_level,
             log_limiter: LogLimiter::new(),
             scanner,
+            known_secrets,
             supervisor,
             history: History::default(),
         })
@@ -572,6 +580,7 @@ impl Proxy {
 
         let checks = Checks {
             scanner: &self.scanner,
+            known_secrets: &self.known_secrets,
             supervisor: &self.supervisor,
             history: &self.history,
         };

@@ -1752,18 +1752,27 @@ fn dlp_cases(world: &World) -> Vec<Case> {
                 API_AUTHORITY,
                 &format!("/q?a={first}&junk=1&b={second}&junk=2&c={third}"),
             ),
-            Expect::Statuses(vec![200]),
-        )
-        // TODO(dlp): match known secrets from pieces interleaved with other fields.
-        .gap("a secret split over fields with values between them is not found"),
+            denied("dlp"),
+        ),
         Case::new(
             "canary split between a header and the body",
             api(),
             post(&[("X-Part", first)], format!("{second}{third}").as_bytes()),
-            Expect::Statuses(vec![200]),
-        )
-        // TODO(dlp): match known secrets from pieces interleaved with other fields.
-        .gap("a secret split between a header and the body is not found"),
+            denied("dlp"),
+        ),
+        Case::new(
+            "canary pieces behind decoy values",
+            api(),
+            tunnel_get(
+                API_AUTHORITY,
+                &format!(
+                    "/{}/q?a={first}&b={}&c={second}&d={third}",
+                    &first[..4],
+                    &second[..3]
+                ),
+            ),
+            denied("dlp"),
+        ),
         Case::new(
             "canary split over three requests",
             api(),
