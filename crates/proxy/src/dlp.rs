@@ -159,20 +159,32 @@ fn locate(finding: &Finding, starts: &[usize], pieces: &[&[u8]], names: &[Locati
 /// separators between characters, so unrelated values hide such a secret from it. A value
 /// found whole is left to the scanner; here a secret needs at least two pieces.
 pub(crate) fn find_pieced(known_secrets: &[String], parts: &RequestParts<'_>) -> Vec<Located> {
+    // A piece is shorter than the secret it belongs to, so longer values (most bodies)
+    // are never copied.
+    let longest = known_secrets.iter().map(String::len).max().unwrap_or(0);
     let mut values: Vec<Vec<u8>> = Vec::new();
+    let mut keep = |value: Vec<u8>| {
+        if !value.is_empty() && value.len() < longest {
+            values.push(value);
+        }
+    };
     let path = String::from_utf8_lossy(parts.path);
-    values.extend(
-        path.split('/')
-            .map(|segment| percent_decode(segment.as_bytes())),
-    );
+    for segment in path.split('/') {
+        keep(percent_decode(segment.as_bytes()));
+    }
     let query = String::from_utf8_lossy(parts.query);
     for pair in query.split('&') {
         let value = pair.split_once('=').map_or("", |(_, value)| value);
-        values.push(percent_decode(value.as_bytes()));
+        keep(percent_decode(value.as_bytes()));
     }
-    values.extend(parts.headers.iter().map(|(_, value)| value.to_vec()));
-    values.push(parts.body.to_vec());
-    values.retain(|value| !value.is_empty());
+    for (_, value) in &parts.headers {
+        if value.len() < longest {
+            keep(value.to_vec());
+        }
+    }
+    if parts.body.len() < longest {
+        keep(parts.body.to_vec());
+    }
 
     known_secrets
         .iter()
