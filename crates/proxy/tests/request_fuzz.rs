@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Fixture, KNOWN_SECRET, prefix_rule};
-use escape::{Agent, RawSink, Send, contains};
+use escape::{Agent, Exchange, RawSink, contains};
 use proptest::prelude::*;
 
 const PLAIN: &str = "plain.allowed.example";
@@ -188,7 +188,7 @@ impl Harness {
 
     /// Sends `send` and checks every property; returns a description of the first
     /// violation.
-    fn check(&self, send: &Send) -> Result<(), String> {
+    fn check(&self, send: &Exchange) -> Result<(), String> {
         let before = self.fixture.requests().len();
         let reply = self.runtime.block_on(self.agent.exchange(send))?;
         RESPONSES.fetch_add(reply.responses.len(), Ordering::SeqCst);
@@ -228,7 +228,7 @@ impl Harness {
         agent.half_close = false;
         let reply = self
             .runtime
-            .block_on(agent.exchange(&Send::Outer(request.into_bytes())));
+            .block_on(agent.exchange(&Exchange::Outer(request.into_bytes())));
         reply.is_ok_and(|reply| reply.responses.first().is_some_and(|r| r.status == 200))
             && self.fixture.requests().len() == before + 1
     }
@@ -251,13 +251,13 @@ fn raw_requests_never_panic_leak_or_echo() {
     let strategy = (request_bytes(), any::<bool>());
     let result = runner.run(&strategy, |(bytes, in_tunnel)| {
         let send = if in_tunnel {
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority: format!("{API}:443"),
                 sni: Some(API.to_owned()),
                 bytes,
             }
         } else {
-            Send::Outer(bytes)
+            Exchange::Outer(bytes)
         };
         harness.check(&send).map_err(TestCaseError::fail)
     });

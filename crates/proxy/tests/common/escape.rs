@@ -73,7 +73,7 @@ impl Drop for RawSink {
 
 /// What the agent sends to the proxy.
 #[derive(Debug, Clone)]
-pub enum Send {
+pub enum Exchange {
     /// Raw bytes on a new connection to the proxy listener (CONNECT or absolute-form).
     Outer(Vec<u8>),
     /// `CONNECT authority`, TLS trusting the bottle CA with `sni` (no SNI extension when
@@ -107,9 +107,9 @@ pub enum Send {
     /// Raw bytes straight to the raw sink, bypassing the proxy.
     Direct(Vec<u8>),
     /// Every exchange at once.
-    Concurrent(Vec<Send>),
+    Concurrent(Vec<Exchange>),
     /// Each exchange after the previous one ended.
-    Sequence(Vec<Send>),
+    Sequence(Vec<Exchange>),
 }
 
 /// One HTTP response the agent received.
@@ -174,15 +174,15 @@ pub struct Agent {
 
 impl Agent {
     /// Runs `send` and returns what the agent saw, or an error when it hangs.
-    pub async fn exchange(&self, send: &Send) -> Result<Reply, String> {
+    pub async fn exchange(&self, send: &Exchange) -> Result<Reply, String> {
         tokio::time::timeout(EXCHANGE_TIMEOUT, self.run(send))
             .await
             .map_err(|_| format!("no end of the exchange within {EXCHANGE_TIMEOUT:?}"))
     }
 
-    async fn run(&self, send: &Send) -> Reply {
+    async fn run(&self, send: &Exchange) -> Reply {
         match send {
-            Send::Concurrent(sends) => {
+            Exchange::Concurrent(sends) => {
                 let mut tasks = tokio::task::JoinSet::new();
                 for send in sends.clone() {
                     let agent = self.clone();
@@ -194,7 +194,7 @@ impl Agent {
                 }
                 reply
             }
-            Send::Sequence(sends) => {
+            Exchange::Sequence(sends) => {
                 let mut reply = Reply::default();
                 for send in sends {
                     reply.merge(self.single(send).await);
@@ -206,9 +206,9 @@ impl Agent {
     }
 
     /// Runs one exchange; composite exchanges nest only one level.
-    async fn single(&self, send: &Send) -> Reply {
+    async fn single(&self, send: &Exchange) -> Reply {
         match send {
-            Send::ConnectSelf => {
+            Exchange::ConnectSelf => {
                 let port = self.proxy.port();
                 let request = format!(
                     "CONNECT 127.0.0.1:{port} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
@@ -217,17 +217,17 @@ impl Agent {
                 let stream = TcpStream::connect(self.proxy).await.expect("connect");
                 finish_http1(stream, request.as_bytes(), false).await
             }
-            Send::Outer(bytes) => {
+            Exchange::Outer(bytes) => {
                 let stream = TcpStream::connect(self.proxy).await.expect("connect");
                 finish_http1(stream, bytes, self.half_close).await
             }
-            Send::Direct(bytes) => {
+            Exchange::Direct(bytes) => {
                 let mut stream = TcpStream::connect(self.raw_sink).await.expect("connect");
                 stream.write_all(bytes).await.expect("write");
                 let _ = stream.shutdown().await;
                 Reply::default()
             }
-            Send::Tunnel {
+            Exchange::Tunnel {
                 authority,
                 sni,
                 bytes,
@@ -241,7 +241,7 @@ impl Agent {
                     Err(failure) => failed(failure),
                 }
             }
-            Send::Distrusting { authority, bytes } => {
+            Exchange::Distrusting { authority, bytes } => {
                 let name = host_of(authority);
                 match self
                     .tls_tunnel(authority, self.distrusting.clone(), &name)
@@ -251,11 +251,11 @@ impl Agent {
                     Err(failure) => failed(failure),
                 }
             }
-            Send::Plaintext { authority, bytes } => match self.tunnel(authority).await {
+            Exchange::Plaintext { authority, bytes } => match self.tunnel(authority).await {
                 Ok(stream) => finish_http1(stream, bytes, self.half_close).await,
                 Err(failure) => failed(failure),
             },
-            Send::Http2 {
+            Exchange::Http2 {
                 authority,
                 headers,
                 data,
@@ -268,7 +268,7 @@ impl Agent {
                     Err(failure) => failed(failure),
                 }
             }
-            Send::WebSocket {
+            Exchange::WebSocket {
                 authority,
                 extra,
                 frames,
@@ -281,7 +281,9 @@ impl Agent {
                     Err(failure) => failed(failure),
                 }
             }
-            Send::Concurrent(_) | Send::Sequence(_) => panic!("composite exchanges do not nest"),
+            Exchange::Concurrent(_) | Exchange::Sequence(_) => {
+                panic!("composite exchanges do not nest")
+            }
         }
     }
 
