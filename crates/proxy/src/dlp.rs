@@ -333,7 +333,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_a_secret_pieced_from_fields_with_junk_between() {
+    fn pieced_secret_found_despite_junk() {
         let known = vec![SECRET.to_owned()];
         let (head, tail) = SECRET.split_at(10);
         let (middle, tail) = tail.split_at(5);

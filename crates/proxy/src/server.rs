@@ -231,22 +231,25 @@ impl Proxy {
             .await;
         if let Err(err) = result {
             tracing::debug!(error = %err, "proxy client connection ended with an error");
-            if err.is_parse() || err.is_parse_too_large() {
-                self.record_malformed(None);
-            }
+            self.record_malformed(None, &err);
         }
     }
 
-    /// Records a request that hyper's parser rejected with 400 (or 431) before the proxy
-    /// saw it, so that every refusal is audited. `tunnel` is the tunnel it arrived in.
-    fn record_malformed(&self, tunnel: Option<&Tunnel>) {
+    /// Records a request that hyper's parser rejected (with 400, or 431 for a head too
+    /// large) before the proxy saw it, so that every refusal is audited. `tunnel` is the
+    /// tunnel it arrived in. Other connection errors are not refusals and are ignored.
+    fn record_malformed(&self, tunnel: Option<&Tunnel>, err: &hyper::Error) {
+        if !err.is_parse() {
+            return;
+        }
+        let status = if err.is_parse_too_large() { 431 } else { 400 };
         let seen = Seen::new(
             "-",
             tunnel.map(|tunnel| tunnel.host.clone()),
             tunnel.map(|tunnel| tunnel.port),
         );
         let reason = "malformed HTTP request: the parser rejected its framing or syntax";
-        self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), 400, 0);
+        self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), status, 0);
     }
 
     /// Handles a request on the outer (proxy) connection: CONNECT or absolute-form HTTP.
@@ -420,11 +423,8 @@ impl Proxy {
             .await;
         if let Err(err) = result {
             tracing::debug!(error = %err, "tunnel connection ended with an error");
-            let malformed = err
-                .downcast_ref::<hyper::Error>()
-                .is_some_and(|err| err.is_parse() || err.is_parse_too_large());
-            if malformed {
-                self.record_malformed(Some(&tunnel_for_audit));
+            if let Some(err) = err.downcast_ref::<hyper::Error>() {
+                self.record_malformed(Some(&tunnel_for_audit), err);
             }
         }
     }
