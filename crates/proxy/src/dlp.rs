@@ -153,6 +153,105 @@ fn locate(finding: &Finding, starts: &[usize], pieces: &[&[u8]], names: &[Locati
     }
 }
 
+/// Finds known secrets assembled, in order, from whole field values of one request (path
+/// segments, query values, header values, the body) with other values between the pieces,
+/// as in `?a=prom&junk=1&b=pted-value`. The scanner's split matching allows only
+/// separators between characters, so unrelated values hide such a secret from it. A value
+/// found whole is left to the scanner; here a secret needs at least two pieces.
+pub(crate) fn find_pieced(known_secrets: &[String], parts: &RequestParts<'_>) -> Vec<Located> {
+    // A piece is shorter than the secret it belongs to, so longer values (most bodies)
+    // are never copied.
+    let longest = known_secrets.iter().map(String::len).max().unwrap_or(0);
+    let mut values: Vec<Vec<u8>> = Vec::new();
+    let mut keep = |value: Vec<u8>| {
+        if !value.is_empty() && value.len() < longest {
+            values.push(value);
+        }
+    };
+    let path = String::from_utf8_lossy(parts.path);
+    for segment in path.split('/') {
+        keep(percent_decode(segment.as_bytes()));
+    }
+    let query = String::from_utf8_lossy(parts.query);
+    for pair in query.split('&') {
+        let value = pair.split_once('=').map_or("", |(_, value)| value);
+        keep(percent_decode(value.as_bytes()));
+    }
+    for (_, value) in &parts.headers {
+        if value.len() < longest {
+            keep(value.to_vec());
+        }
+    }
+    if parts.body.len() < longest {
+        keep(parts.body.to_vec());
+    }
+
+    known_secrets
+        .iter()
+        .filter(|secret| secret.len() >= MIN_PIECED_SECRET && assembled(secret.as_bytes(), &values))
+        .map(|_| Located {
+            finding: DlpFinding {
+                rule: "known-secret".to_owned(),
+                detector: Detector::KnownSecrets.as_str().to_owned(),
+                encoding: "separated".to_owned(),
+                location: Location::Spanning,
+            },
+            part: None,
+            start: 0,
+            end: 0,
+        })
+        .collect()
+}
+
+/// Known secrets shorter than this are not searched for in pieces, as in the scanner.
+const MIN_PIECED_SECRET: usize = 8;
+
+/// Returns true when some of `values`, in order, concatenate to `secret` with at least two
+/// of them. It tracks the fewest pieces that reach each prefix length of the secret, so a
+/// decoy value that matches a wrong prefix cannot hide the right one.
+fn assembled(secret: &[u8], values: &[Vec<u8>]) -> bool {
+    let mut fewest: Vec<Option<usize>> = vec![None; secret.len() + 1];
+    fewest[0] = Some(0);
+    for value in values {
+        let before = fewest.clone();
+        for (start, pieces) in before.iter().enumerate() {
+            let Some(pieces) = pieces else { continue };
+            let end = start + value.len();
+            if end <= secret.len() && secret[start..end] == value[..] {
+                let slot = &mut fewest[end];
+                *slot = Some(slot.map_or(pieces + 1, |current| current.min(pieces + 1)));
+            }
+        }
+    }
+    // The fewest pieces for the whole secret may be one; a second way with more pieces
+    // is then not tracked, but the scanner already finds the whole value.
+    fewest[secret.len()].is_some_and(|pieces| pieces >= 2)
+}
+
+/// Decodes percent-encoding, keeping invalid escapes as written.
+fn percent_decode(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| bytes.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    out
+}
+
 /// Returns one line naming the findings' rules and locations, for refusals and logs.
 pub(crate) fn summary(findings: &[Located]) -> String {
     let mut items: Vec<String> = findings
@@ -231,6 +330,32 @@ mod tests {
 
         // Positive control for the detector switch: no detectors, no findings.
         assert!(scan_request(&scanner, &[], &parts).is_empty());
+    }
+
+    #[test]
+    fn pieced_secret_found_despite_junk() {
+        let known = vec![SECRET.to_owned()];
+        let (head, tail) = SECRET.split_at(10);
+        let (middle, tail) = tail.split_at(5);
+        let query = format!("a={head}&junk=1&b={middle}&c=kno&d={tail}");
+        let parts = RequestParts {
+            host: "api.example.org",
+            path: b"/x",
+            query: query.as_bytes(),
+            headers: vec![("x-trace", b"unrelated")],
+            body: b"",
+        };
+        let found = find_pieced(&known, &parts);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].finding.location, Location::Spanning);
+
+        // Positive control: the same pieces out of order do not spell the secret.
+        let query = format!("a={tail}&b={middle}&c={head}");
+        let parts = RequestParts {
+            query: query.as_bytes(),
+            ..parts
+        };
+        assert!(find_pieced(&known, &parts).is_empty());
     }
 
     #[test]

@@ -58,6 +58,8 @@ impl Refusal {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Checks<'a> {
     pub(crate) scanner: &'a Scanner,
+    /// The known secret values the scanner was built with.
+    pub(crate) known_secrets: &'a [String],
     /// The queue of requests held by `supervise` routes, and the values the operator approved.
     pub(crate) supervisor: &'a Supervisor,
     /// Recent field values per host, for secrets split across requests.
@@ -89,7 +91,12 @@ pub(crate) async fn inspect(
                 ),
             ));
         }
-        Err(_) => return Err(Refusal::new(DLP_RULE, "the request body could not be read")),
+        Err(_) => {
+            return Err(Refusal::new(
+                crate::server::PROTOCOL_RULE,
+                "the request body is malformed or ended early, so it cannot be scanned",
+            ));
+        }
     };
     let decoded = decode::decode_body(&parts.headers, &body)
         .map_err(|err| Refusal::new(DLP_RULE, format!("{err}; the request is refused")))?;
@@ -114,6 +121,7 @@ pub(crate) async fn inspect(
     };
     let mut found = dlp::scan_request(checks.scanner, &detectors, &scan_parts);
     if detectors.contains(&Detector::KnownSecrets) {
+        found.extend(dlp::find_pieced(checks.known_secrets, &scan_parts));
         let fields = history::fields(&path, &query, &scan_parts.headers, &decoded);
         let across = checks.history.check(checks.scanner, host, &fields);
         found.extend(across.into_iter().map(|finding| Located {

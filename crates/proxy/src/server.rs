@@ -74,6 +74,8 @@ pub(crate) struct Proxy {
     log_limiter: LogLimiter,
     /// The outbound DLP scanner, compiled with the bottle's known secrets.
     scanner: Scanner,
+    /// The values the scanner looks for, for secrets assembled from several fields.
+    known_secrets: Vec<String>,
     /// The queue of requests held by `supervise` routes, and the values the operator approved.
     supervisor: Supervisor,
     /// Recent request field values per host, for secrets split across requests.
@@ -154,6 +156,11 @@ impl Proxy {
             .collect();
 
         let scanner = Scanner::try_new(&config.known_secret_values())?;
+        let known_secrets = config
+            .known_secret_values()
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
         let audit = AuditLog::open(&config.audit_log)?;
         let supervisor = Supervisor::new(&config);
         Ok(Proxy {
@@ -168,6 +175,7 @@ impl Proxy {
             log_level: config.log_level,
             log_limiter: LogLimiter::new(),
             scanner,
+            known_secrets,
             supervisor,
             history: History::default(),
         })
@@ -223,7 +231,25 @@ impl Proxy {
             .await;
         if let Err(err) = result {
             tracing::debug!(error = %err, "proxy client connection ended with an error");
+            self.record_malformed(None, &err);
         }
+    }
+
+    /// Records a request that hyper's parser rejected (with 400, or 431 for a head too
+    /// large) before the proxy saw it, so that every refusal is audited. `tunnel` is the
+    /// tunnel it arrived in. Other connection errors are not refusals and are ignored.
+    fn record_malformed(&self, tunnel: Option<&Tunnel>, err: &hyper::Error) {
+        if !err.is_parse() {
+            return;
+        }
+        let status = if err.is_parse_too_large() { 431 } else { 400 };
+        let seen = Seen::new(
+            "-",
+            tunnel.map(|tunnel| tunnel.host.clone()),
+            tunnel.map(|tunnel| tunnel.port),
+        );
+        let reason = "malformed HTTP request: the parser rejected its framing or syntax";
+        self.record(&seen, Verdict::Deny, PROTOCOL_RULE, Some(reason), status, 0);
     }
 
     /// Handles a request on the outer (proxy) connection: CONNECT or absolute-form HTTP.
@@ -380,6 +406,7 @@ impl Proxy {
             }
         };
 
+        let tunnel_for_audit = tunnel.clone();
         let proxy = self.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let proxy = proxy.clone();
@@ -396,6 +423,9 @@ impl Proxy {
             .await;
         if let Err(err) = result {
             tracing::debug!(error = %err, "tunnel connection ended with an error");
+            if let Some(err) = err.downcast_ref::<hyper::Error>() {
+                self.record_malformed(Some(&tunnel_for_audit), err);
+            }
         }
     }
 
@@ -550,6 +580,7 @@ impl Proxy {
 
         let checks = Checks {
             scanner: &self.scanner,
+            known_secrets: &self.known_secrets,
             supervisor: &self.supervisor,
             history: &self.history,
         };

@@ -23,6 +23,7 @@ pub const UPSTREAM_NAMES: &[&str] = &[
     "other.allowed.example",
     "untrusted.allowed.example",
     "tunnel.allowed.example",
+    "*.wild.allowed.example",
     "localhost",
     "127.0.0.1",
 ];
