@@ -150,10 +150,8 @@ async fn denied_request_carries_reason() {
 async fn unanswered_hold_times_out() {
     let fixture = Fixture::new().await;
     let proxy = start(&fixture, 1).await;
-    let watcher = tokio::spawn(pending_item(queue_dir(&fixture)));
 
     let reply = send(&fixture, proxy, upload(KNOWN_SECRET)).await;
-    let item = watcher.await.expect("watcher task");
     assert_eq!(reply.status, 403);
     assert!(
         reply.body_text().contains("no operator approved it"),
@@ -161,8 +159,12 @@ async fn unanswered_hold_times_out() {
         reply.body_text()
     );
     assert!(fixture.requests().is_empty());
+    // The audit record names the queue item the request waited on. A watcher of the
+    // queue directory could miss an item that the one-second hold removes first.
     fixture
-        .audit_until(|r| r["decision"] == "deny" && r["held"] == item.id.as_str())
+        .audit_until(|r| {
+            r["decision"] == "deny" && r["held"].as_str().is_some_and(|id| !id.is_empty())
+        })
         .await;
     let left = std::fs::read_dir(queue_dir(&fixture))
         .expect("queue dir")
