@@ -24,6 +24,10 @@ pub const SLUG_LABEL: &str = "bot-bottle.slug";
 /// The label naming a container's role in its bottle (`sidecar`, `bridge`, `agent`).
 pub const ROLE_LABEL: &str = "bot-bottle.role";
 
+/// The label holding the host path of the bottle's state directory, whose metadata
+/// names the launcher; `bottle gc` removes containers whose launcher is gone.
+pub const STATE_LABEL: &str = "bot-bottle.state";
+
 /// The runtime used for the agent when the daemon offers it.
 pub const GVISOR_RUNTIME: &str = "runsc";
 
@@ -69,6 +73,8 @@ pub struct BottleContainer {
     pub name: String,
     pub slug: String,
     pub role: Option<String>,
+    /// The bottle's state directory, from its label.
+    pub state_dir: Option<std::path::PathBuf>,
     /// Whether it is running.
     pub running: bool,
 }
@@ -332,6 +338,7 @@ impl Engine {
                     name,
                     slug: labels.get(SLUG_LABEL)?.clone(),
                     role: labels.get(ROLE_LABEL).cloned(),
+                    state_dir: labels.get(STATE_LABEL).map(std::path::PathBuf::from),
                     running: summary.state
                         == Some(bollard::models::ContainerSummaryStateEnum::RUNNING),
                 })

@@ -9,7 +9,7 @@ mod init;
 mod lifecycle;
 mod plan;
 mod run;
-mod sidecar;
+pub mod sidecar;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;

@@ -8,7 +8,7 @@ use bottle_manifest::{
 };
 use serde::Serialize;
 
-use crate::cli::RunArgs;
+use crate::cli::{Backend, RunArgs};
 use crate::exit::Exit;
 
 /// `bottle run --dry-run`: prints the plan a launch would use. Invalid files exit with
@@ -27,10 +27,17 @@ pub fn dry_run(args: &RunArgs) -> Exit {
     };
 
     let command_line = (!args.command.is_empty()).then_some(args.command.as_slice());
+    let (backend, runtime) = match args.backend {
+        Backend::Native => ("native", None),
+        Backend::Docker => ("docker", Some(crate::launch::describe_docker_runtime())),
+        Backend::Vm => ("vm", None),
+    };
     if args.json {
         let output = DryRun {
             plan: &plan,
             command_line,
+            backend,
+            runtime: runtime.as_deref(),
         };
         println!(
             "{}",
@@ -40,6 +47,10 @@ pub fn dry_run(args: &RunArgs) -> Exit {
         print!("{}", render(&plan));
         if let Some(command) = command_line {
             println!("command line: {}", command.join(" "));
+        }
+        match &runtime {
+            Some(runtime) => println!("backend: {backend} (agent runtime: {runtime})"),
+            None => println!("backend: {backend}"),
         }
     }
     Exit::Success
@@ -52,6 +63,10 @@ struct DryRun<'a> {
     plan: &'a Plan,
     #[serde(skip_serializing_if = "Option::is_none")]
     command_line: Option<&'a [String]>,
+    backend: &'a str,
+    /// The container runtime of the agent (docker backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<&'a str>,
 }
 
 /// Resolves a plan from the current directory's config and repository, returning the

@@ -1,0 +1,874 @@
+//! The docker backend: the same bottle as on native, as three containers.
+//!
+//! - The sidecar (role `sidecar`) runs `bottle __sidecar` on the host network, as the
+//!   launcher's user, and serves the proxy and the gate on unix sockets in a private
+//!   directory of the state. Its configuration, with the token values and the CA key,
+//!   arrives on its standard input through the attach API.
+//! - The bridge (role `bridge`) has no network but loopback. It owns the bottle's
+//!   network namespace and forwards 127.0.0.1:3128 and 127.0.0.1:9419 to the sockets.
+//! - The agent (role `agent`) joins the bridge's network namespace, so its only
+//!   interface is that loopback, and runs the command as uid 1000 without capabilities.
+//!
+//! The launch runs on a single-threaded async runtime of its own.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bottle_docker::{ContainerCreateBody, ContextFile, Engine, HostConfig, LogOutput};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::state::BottleDirs;
+use super::{
+    GATE_PORT, LaunchOptions, LaunchPlan, PROXY_PORT, PrepareFor, Prepared, SIDECAR_PATH, phase,
+    supervise,
+};
+use crate::commands::sidecar::{GATE_SOCKET, PROXY_SOCKET};
+use crate::exit::Exit;
+
+/// The base image every derived image is built from, unless overridden.
+pub const DEFAULT_BASE_IMAGE: &str = "bot-bottle/base:bookworm";
+
+/// The variable naming another base image, such as `debian:bookworm-slim` pulled with
+/// `docker pull`. It must contain git, openssh-client, curl and ca-certificates.
+pub const BASE_IMAGE_VAR: &str = "BOT_BOTTLE_DOCKER_BASE";
+
+/// Where the `bottle` binary sits in the sidecar image.
+const BOTTLE_IN_IMAGE: &str = "/usr/local/bin/bottle";
+
+/// Where the sidecar creates its sockets, inside its container.
+const SOCKET_DIR: &str = "/run/bottle-sock";
+
+/// The agent's uid and gid inside the container and on the host.
+const AGENT_ID: u32 = 1000;
+
+/// The bridge's uid and gid (nobody).
+const BRIDGE_ID: u32 = 65534;
+
+/// How long the sidecar and the bridge may take to report that they serve.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a stopped agent may take to exit before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the sidecar and the bridge may take to exit before they are killed.
+const SERVICE_STOP_GRACE: Duration = Duration::from_secs(2);
+
+const AGENT_PIDS_LIMIT: i64 = 1024;
+const SIDECAR_PIDS_LIMIT: i64 = 512;
+const BRIDGE_PIDS_LIMIT: i64 = 16;
+
+/// The names of a bottle's containers.
+#[derive(Debug, Clone)]
+struct Names {
+    sidecar: String,
+    bridge: String,
+    agent: String,
+}
+
+impl Names {
+    fn new(slug: &str) -> Names {
+        Names {
+            sidecar: format!("bottle-{slug}-sidecar"),
+            bridge: format!("bottle-{slug}-bridge"),
+            agent: format!("bottle-{slug}-agent"),
+        }
+    }
+
+    fn all(&self) -> Vec<String> {
+        vec![self.sidecar.clone(), self.bridge.clone(), self.agent.clone()]
+    }
+}
+
+/// The images of one launch.
+#[derive(Debug)]
+struct Images {
+    sidecar: String,
+    agent: String,
+}
+
+/// Launches the bottle on the Docker engine and returns the exit status of the agent.
+pub fn launch(
+    plan: &LaunchPlan,
+    options: &LaunchOptions,
+    slug: &str,
+    dirs: &BottleDirs,
+    signals: &supervise::Signals,
+) -> Result<Exit> {
+    let names = Names::new(slug);
+    let is_root = rustix::process::geteuid().is_root();
+    let prepared = super::prepare(
+        plan,
+        options,
+        slug,
+        dirs,
+        &PrepareFor {
+            containers: &names.all(),
+            hook_program: PathBuf::from(BOTTLE_IN_IMAGE),
+            workspace_owner: is_root.then_some(AGENT_ID),
+        },
+    )?;
+    if options.workspace.is_none() && !is_root {
+        // The agent's uid differs from the launcher's; the directory around the
+        // workspace (the state directory) stays private to the launcher.
+        std::fs::set_permissions(&prepared.workspace, std::fs::Permissions::from_mode(0o777))
+            .context("cannot open the workspace to the agent")?;
+    }
+    let (interrupt, terminate) = signals.pipes()?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let engine = Engine::connect().await?;
+        let mut bottle = Bottle {
+            engine,
+            names,
+            state_dir: dirs.state.clone(),
+            created: Vec::new(),
+        };
+        let result = bottle
+            .run(plan, options, slug, dirs, prepared, interrupt, terminate)
+            .await;
+        let teardown = bottle.teardown().await;
+        match (result, teardown) {
+            (Ok(exit), Ok(())) => Ok(exit),
+            (Ok(_), Err(err)) => Err(err),
+            (Err(err), Ok(())) => Err(err),
+            (Err(err), Err(teardown_err)) => {
+                eprintln!("bottle: {teardown_err:#}");
+                Err(err)
+            }
+        }
+    })
+}
+
+/// The containers of one bottle, and what was created so far.
+struct Bottle {
+    engine: Engine,
+    names: Names,
+    state_dir: PathBuf,
+    /// Containers created by this launch, in order, removed at teardown.
+    created: Vec<String>,
+}
+
+impl Bottle {
+    #[allow(clippy::too_many_arguments)]
+    async fn run(
+        &mut self,
+        plan: &LaunchPlan,
+        options: &LaunchOptions,
+        slug: &str,
+        dirs: &BottleDirs,
+        prepared: Prepared,
+        interrupt: std::os::unix::net::UnixStream,
+        terminate: std::os::unix::net::UnixStream,
+    ) -> Result<Exit> {
+        phase(slug, "preparing the images");
+        let images = ensure_images(&self.engine, plan, &options.config_dir).await?;
+        let runtime = agent_runtime(&self.engine).await?;
+
+        phase(slug, "starting the sidecar");
+        let socket_dir = dirs.state.join("sock");
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&socket_dir)
+            .with_context(|| format!("cannot create {}", socket_dir.display()))?;
+        self.start_sidecar(slug, dirs, &prepared, &images, &socket_dir)
+            .await?;
+        let has_gate = prepared.sidecar.gate.is_some();
+        wait_for_socket(&socket_dir.join(PROXY_SOCKET)).await?;
+        if has_gate {
+            wait_for_socket(&socket_dir.join(GATE_SOCKET)).await?;
+        }
+
+        phase(slug, "starting the bridge");
+        self.start_bridge(slug, &images, &socket_dir, has_gate)
+            .await?;
+
+        phase(slug, "starting the agent");
+        let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        let output = match self
+            .start_agent(slug, plan, &prepared, &images, runtime.as_deref(), tty)
+            .await?
+        {
+            AgentStart::Running(output) => output,
+            AgentStart::NotExecutable(exit) => return Ok(exit),
+        };
+
+        phase(slug, "running");
+        self.supervise(output, tty, interrupt, terminate).await
+    }
+
+    /// Creates a container and records it for teardown.
+    async fn create(&mut self, name: &str, body: ContainerCreateBody) -> Result<()> {
+        self.engine.create(name, body).await.map_err(|err| {
+            anyhow!(
+                "{err}; if a bottle of the same name is left over, `bottle gc` removes its \
+                 containers"
+            )
+        })?;
+        self.created.push(name.to_owned());
+        Ok(())
+    }
+
+    async fn start_sidecar(
+        &mut self,
+        slug: &str,
+        dirs: &BottleDirs,
+        prepared: &Prepared,
+        images: &Images,
+        socket_dir: &Path,
+    ) -> Result<()> {
+        let uid = rustix::process::getuid().as_raw();
+        let gid = rustix::process::getgid().as_raw();
+        // ssh refuses to run as a uid without a passwd entry.
+        let passwd = dirs.state.join("passwd");
+        let user = if uid == 0 { "root" } else { "bottle" };
+        let entry = format!(
+            "{user}:x:{uid}:{gid}:bottle sidecar:{}:/bin/sh\n",
+            dirs.state.display()
+        );
+        std::fs::write(&passwd, entry).context("cannot write the sidecar's passwd file")?;
+        std::fs::set_permissions(&passwd, std::fs::Permissions::from_mode(0o644))
+            .context("cannot write the sidecar's passwd file")?;
+
+        let mut binds = vec![
+            same_path(&dirs.state, false),
+            same_path(&dirs.logs, false),
+            format!("{}:{SOCKET_DIR}", socket_dir.display()),
+            format!("{}:/etc/passwd:ro", passwd.display()),
+        ];
+        for path in sidecar_host_files(prepared) {
+            if !path.starts_with(&dirs.state) {
+                binds.push(same_path(&path, true));
+            }
+        }
+        binds.sort();
+        binds.dedup();
+
+        let body = ContainerCreateBody {
+            image: Some(images.sidecar.clone()),
+            cmd: Some(vec![
+                BOTTLE_IN_IMAGE.to_owned(),
+                "__sidecar".to_owned(),
+                "--unix-dir".to_owned(),
+                SOCKET_DIR.to_owned(),
+            ]),
+            user: Some(format!("{uid}:{gid}")),
+            env: Some(vec![
+                format!("PATH={SIDECAR_PATH}"),
+                format!("HOME={}", dirs.state.display()),
+            ]),
+            labels: Some(labels(slug, "sidecar", &dirs.state)),
+            open_stdin: Some(true),
+            stdin_once: Some(true),
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(false),
+            host_config: Some(HostConfig {
+                // The sidecar is the bottle's only way out, like the native sidecar,
+                // which is a process on the host's network.
+                network_mode: Some("host".to_owned()),
+                binds: Some(binds),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_owned(),
+                    "rw,nosuid,nodev,mode=1777".to_owned(),
+                )])),
+                pids_limit: Some(SIDECAR_PIDS_LIMIT),
+                ..hardened()
+            }),
+            ..Default::default()
+        };
+        let name = self.names.sidecar.clone();
+        self.create(&name, body).await?;
+
+        let attached = self.engine.attach(&name, true).await?;
+        self.engine.start(&name).await?;
+        let mut config =
+            serde_json::to_vec(&prepared.sidecar).context("cannot encode the sidecar spec")?;
+        let mut input = attached.input;
+        let written = async {
+            input.write_all(&config).await?;
+            input.flush().await?;
+            input.shutdown().await
+        }
+        .await;
+        config.fill(0);
+        written.context("cannot send the sidecar its configuration")?;
+        drop(input);
+
+        let mut output = attached.output;
+        wait_ready(&mut output, "the sidecar").await?;
+        tokio::spawn(forward_logs(output));
+        Ok(())
+    }
+
+    async fn start_bridge(
+        &mut self,
+        slug: &str,
+        images: &Images,
+        socket_dir: &Path,
+        has_gate: bool,
+    ) -> Result<()> {
+        let mut cmd = vec![
+            BOTTLE_IN_IMAGE.to_owned(),
+            "__bridge".to_owned(),
+            "--listen".to_owned(),
+            format!("127.0.0.1:{PROXY_PORT}={SOCKET_DIR}/{PROXY_SOCKET}"),
+        ];
+        // Only the socket files are mounted: the bridge runs as another user than the
+        // sidecar and cannot enter the private directory that holds them.
+        let mut binds = vec![format!(
+            "{}:{SOCKET_DIR}/{PROXY_SOCKET}:ro",
+            socket_dir.join(PROXY_SOCKET).display()
+        )];
+        if has_gate {
+            cmd.push("--listen".to_owned());
+            cmd.push(format!("127.0.0.1:{GATE_PORT}={SOCKET_DIR}/{GATE_SOCKET}"));
+            binds.push(format!(
+                "{}:{SOCKET_DIR}/{GATE_SOCKET}:ro",
+                socket_dir.join(GATE_SOCKET).display()
+            ));
+        }
+        let body = ContainerCreateBody {
+            image: Some(images.sidecar.clone()),
+            cmd: Some(cmd),
+            user: Some(format!("{BRIDGE_ID}:{BRIDGE_ID}")),
+            env: Some(vec![format!("PATH={SIDECAR_PATH}")]),
+            hostname: Some(slug.to_owned()),
+            labels: Some(labels(slug, "bridge", &self.state_dir)),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                // Loopback only: no route out and no embedded DNS server.
+                network_mode: Some("none".to_owned()),
+                binds: Some(binds),
+                pids_limit: Some(BRIDGE_PIDS_LIMIT),
+                ..hardened()
+            }),
+            ..Default::default()
+        };
+        let name = self.names.bridge.clone();
+        self.create(&name, body).await?;
+        let attached = self.engine.attach(&name, false).await?;
+        self.engine.start(&name).await?;
+        let mut output = attached.output;
+        wait_ready(&mut output, "the bridge").await?;
+        tokio::spawn(forward_logs(output));
+        Ok(())
+    }
+
+    async fn start_agent(
+        &mut self,
+        slug: &str,
+        plan: &LaunchPlan,
+        prepared: &Prepared,
+        images: &Images,
+        runtime: Option<&str>,
+        tty: bool,
+    ) -> Result<AgentStart> {
+        let mut binds = vec![format!("{}:/workspace", prepared.workspace.display())];
+        for mount in &prepared.mounts {
+            binds.push(format!(
+                "{}:{}{}",
+                mount.source.display(),
+                mount.target.display(),
+                if mount.read_only { ":ro" } else { "" }
+            ));
+        }
+        let command = if plan.command.is_empty() {
+            vec!["/bin/bash".to_owned(), "-l".to_owned()]
+        } else {
+            plan.command.clone()
+        };
+        let body = ContainerCreateBody {
+            image: Some(images.agent.clone()),
+            cmd: Some(command),
+            user: Some(format!("{AGENT_ID}:{AGENT_ID}")),
+            env: Some(
+                prepared
+                    .env
+                    .iter()
+                    .map(|(name, value)| format!("{name}={value}"))
+                    .collect(),
+            ),
+            working_dir: Some("/workspace".to_owned()),
+            labels: Some(labels(slug, "agent", &self.state_dir)),
+            tty: Some(tty),
+            open_stdin: Some(tty),
+            attach_stdin: Some(tty),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            host_config: Some(HostConfig {
+                network_mode: Some(format!("container:{}", self.names.bridge)),
+                binds: Some(binds),
+                tmpfs: Some(HashMap::from([
+                    ("/tmp".to_owned(), "rw,nosuid,nodev,mode=1777".to_owned()),
+                    (
+                        "/home/agent".to_owned(),
+                        format!("rw,nosuid,nodev,uid={AGENT_ID},gid={AGENT_ID},mode=0700"),
+                    ),
+                ])),
+                pids_limit: Some(AGENT_PIDS_LIMIT),
+                runtime: runtime.map(str::to_owned),
+                ..hardened()
+            }),
+            ..Default::default()
+        };
+        let name = self.names.agent.clone();
+        self.create(&name, body).await?;
+        let attached = self.engine.attach(&name, tty).await?;
+        if let Err(err) = self.engine.start(&name).await {
+            let message = err.to_string();
+            if let Some(exit) = exec_failure(&message) {
+                eprintln!("bottle: cannot execute the command: {message}");
+                return Ok(AgentStart::NotExecutable(exit));
+            }
+            return Err(err.into());
+        }
+        if tty {
+            let mut input = attached.input;
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut input).await;
+            });
+        }
+        Ok(AgentStart::Running(attached.output))
+    }
+}
+
+/// The agent's output stream.
+type Output = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
+>;
+
+/// How the agent's start went.
+enum AgentStart {
+    Running(Output),
+    /// The command does not exist or is not executable; `bottle run` exits with this.
+    NotExecutable(Exit),
+}
+
+impl Bottle {
+    /// Streams the agent's output until it exits, stopping it on SIGINT, SIGTERM or
+    /// SIGHUP and killing it when the sidecar dies.
+    async fn supervise(
+        &mut self,
+        output: Output,
+        tty: bool,
+        interrupt: std::os::unix::net::UnixStream,
+        terminate: std::os::unix::net::UnixStream,
+    ) -> Result<Exit> {
+        let _ = tty;
+        let interrupt =
+            tokio::net::UnixStream::from_std(interrupt).context("cannot watch for signals")?;
+        let terminate =
+            tokio::net::UnixStream::from_std(terminate).context("cannot watch for signals")?;
+        let printer = tokio::spawn(print_output(output));
+        let engine = self.engine.clone();
+        let agent = self.names.agent.clone();
+        let sidecar = self.names.sidecar.clone();
+        let agent_wait = engine.wait(&agent);
+        let sidecar_wait = engine.wait(&sidecar);
+        tokio::pin!(agent_wait, sidecar_wait);
+        let mut stopping = false;
+
+        let code = loop {
+            tokio::select! {
+                code = &mut agent_wait => break code?,
+                code = &mut sidecar_wait, if !stopping => {
+                    let status = match code {
+                        Ok(code) => format!("exit code {code}"),
+                        Err(err) => err.to_string(),
+                    };
+                    let _ = self.engine.stop(&agent, Duration::ZERO).await;
+                    bail!("the sidecar exited ({status}); the bottle was stopped");
+                }
+                ready = interrupt.readable(), if !stopping => {
+                    ready.context("cannot watch for signals")?;
+                    if drain(&interrupt) > 0 {
+                        stopping = true;
+                    }
+                }
+                ready = terminate.readable(), if !stopping => {
+                    ready.context("cannot watch for signals")?;
+                    if drain(&terminate) > 0 {
+                        stopping = true;
+                    }
+                }
+            }
+            if stopping {
+                eprintln!("bottle: stopping the bottle");
+                self.engine.stop(&agent, STOP_GRACE).await?;
+            }
+        };
+        // The output ends with the container; a bounded wait keeps a stuck stream from
+        // holding the launcher.
+        let _ = tokio::time::timeout(Duration::from_secs(5), printer).await;
+        Ok(Exit::Agent(
+            u8::try_from(code & 0xff).expect("masked to a byte"),
+        ))
+    }
+
+    /// Stops the agent, then the bridge and the sidecar, and removes every container
+    /// this launch created. Every step is tried; the first error is returned.
+    async fn teardown(&mut self) -> Result<()> {
+        let mut first_error: Option<anyhow::Error> = None;
+        let mut keep = |result: Result<(), bottle_docker::DockerError>| {
+            if let Err(err) = result {
+                eprintln!("bottle: teardown: {err}");
+                first_error.get_or_insert_with(|| err.into());
+            }
+        };
+        let created = std::mem::take(&mut self.created);
+        if created.contains(&self.names.agent) {
+            keep(self.engine.stop(&self.names.agent, STOP_GRACE).await);
+        }
+        for name in [&self.names.bridge, &self.names.sidecar] {
+            if created.contains(name) {
+                keep(self.engine.stop(name, SERVICE_STOP_GRACE).await);
+            }
+        }
+        for name in created.iter().rev() {
+            keep(self.engine.remove(name).await);
+        }
+        match first_error {
+            Some(err) => Err(err.context("cannot remove the bottle's containers")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Reads every byte of a non-blocking signal pipe and returns how many arrived.
+fn drain(pipe: &tokio::net::UnixStream) -> usize {
+    let mut buffer = [0u8; 32];
+    let mut count = 0;
+    while let Ok(read) = pipe.try_read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        count += read;
+    }
+    count
+}
+
+/// The host config every container shares: no capabilities, no new privileges, a
+/// read-only root file system and an init process that forwards signals and reaps.
+fn hardened() -> HostConfig {
+    HostConfig {
+        cap_drop: Some(vec!["ALL".to_owned()]),
+        security_opt: Some(vec!["no-new-privileges".to_owned()]),
+        readonly_rootfs: Some(true),
+        init: Some(true),
+        ..Default::default()
+    }
+}
+
+fn labels(slug: &str, role: &str, state_dir: &Path) -> HashMap<String, String> {
+    let mut labels = bottle_docker::labels(slug, role);
+    labels.insert(
+        bottle_docker::STATE_LABEL.to_owned(),
+        state_dir.display().to_string(),
+    );
+    labels
+}
+
+/// A bind of a host path at the same path in the container.
+fn same_path(path: &Path, read_only: bool) -> String {
+    let path = path.display();
+    if read_only {
+        format!("{path}:{path}:ro")
+    } else {
+        format!("{path}:{path}")
+    }
+}
+
+/// Host files the sidecar's configuration names besides its state and logs: the
+/// routes' upstream CA files and the gate's identity files.
+fn sidecar_host_files(prepared: &Prepared) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = prepared
+        .sidecar
+        .proxy
+        .routes
+        .iter()
+        .filter_map(|route| route.upstream_ca.clone())
+        .collect();
+    if let Some(gate) = &prepared.sidecar.gate {
+        files.extend(gate.repos.iter().map(|repo| repo.identity.clone()));
+    }
+    files
+}
+
+/// Reads a service's output until it prints its ready line, copying its standard
+/// error to the launcher's.
+async fn wait_ready(output: &mut Output, what: &str) -> Result<()> {
+    let mut received = Vec::new();
+    let read = async {
+        while !received.ends_with(b"\n") {
+            match output.next().await {
+                Some(Ok(LogOutput::StdOut { message } | LogOutput::Console { message })) => {
+                    received.extend_from_slice(&message);
+                    if received.len() > 256 {
+                        bail!("{what} sent an unexpected start-up message");
+                    }
+                }
+                Some(Ok(LogOutput::StdErr { message })) => {
+                    let _ = std::io::stderr().write_all(&message);
+                }
+                Some(Ok(LogOutput::StdIn { .. })) => {}
+                Some(Err(err)) => bail!("cannot read from {what}: {err}"),
+                None => bail!("{what} exited before it was ready; its error is above"),
+            }
+        }
+        Ok(())
+    };
+    match tokio::time::timeout(READY_TIMEOUT, read).await {
+        Ok(result) => result?,
+        Err(_) => bail!(
+            "{what} did not print its ready line within {} s",
+            READY_TIMEOUT.as_secs()
+        ),
+    }
+    if received.trim_ascii() != super::READY_LINE.as_bytes() {
+        bail!("{what} sent an unexpected start-up message");
+    }
+    Ok(())
+}
+
+/// Copies a service's remaining output (its log lines) to the launcher's stderr.
+async fn forward_logs(mut output: Output) {
+    while let Some(Ok(item)) = output.next().await {
+        match item {
+            LogOutput::StdErr { message }
+            | LogOutput::StdOut { message }
+            | LogOutput::Console { message } => {
+                let _ = std::io::stderr().write_all(&message);
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+}
+
+/// Copies the agent's output to the launcher's stdout and stderr.
+async fn print_output(mut output: Output) {
+    while let Some(Ok(item)) = output.next().await {
+        match item {
+            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                let mut stdout = std::io::stdout();
+                let _ = stdout.write_all(&message);
+                let _ = stdout.flush();
+            }
+            LogOutput::StdErr { message } => {
+                let _ = std::io::stderr().write_all(&message);
+            }
+            LogOutput::StdIn { .. } => {}
+        }
+    }
+}
+
+/// Polls until a unix socket accepts connections, with a growing interval.
+async fn wait_for_socket(path: &Path) -> Result<()> {
+    let deadline = Instant::now() + READY_TIMEOUT;
+    let mut interval = Duration::from_millis(2);
+    loop {
+        match tokio::net::UnixStream::connect(path).await {
+            Ok(_) => return Ok(()),
+            Err(err) if Instant::now() >= deadline => {
+                bail!(
+                    "the sidecar's socket {} did not accept connections within {} s: {err}",
+                    path.display(),
+                    READY_TIMEOUT.as_secs()
+                );
+            }
+            Err(_) => {
+                tokio::time::sleep(interval).await;
+                interval = (interval * 2).min(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Maps the engine's refusal to start a command that cannot be executed to the exit
+/// codes of a shell: 127 for a missing command, 126 for one that is not executable.
+fn exec_failure(message: &str) -> Option<Exit> {
+    if !message.contains("exec") {
+        return None;
+    }
+    if message.contains("no such file or directory") || message.contains("not found") {
+        Some(Exit::Agent(127))
+    } else if message.contains("permission denied") {
+        Some(Exit::Agent(126))
+    } else {
+        None
+    }
+}
+
+/// Returns the runtime for the agent: gVisor's `runsc` when the daemon offers it.
+async fn agent_runtime(engine: &Engine) -> Result<Option<String>> {
+    let runtimes = engine.runtimes().await?;
+    Ok(runtimes
+        .iter()
+        .any(|name| name == bottle_docker::GVISOR_RUNTIME)
+        .then(|| bottle_docker::GVISOR_RUNTIME.to_owned()))
+}
+
+/// Describes the runtime the agent would run on, for `bottle run --dry-run`.
+pub fn describe_runtime() -> String {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => return format!("unknown ({err})"),
+    };
+    runtime.block_on(async {
+        match Engine::connect().await {
+            Ok(engine) => match agent_runtime(&engine).await {
+                Ok(Some(runtime)) => runtime,
+                Ok(None) => "runc (gVisor's runsc is not installed)".to_owned(),
+                Err(err) => format!("unknown ({err})"),
+            },
+            Err(err) => format!("unknown ({err})"),
+        }
+    })
+}
+
+/// Returns the base image: `BOT_BOTTLE_DOCKER_BASE` or the locally built default.
+fn base_image() -> String {
+    std::env::var(BASE_IMAGE_VAR)
+        .ok()
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| DEFAULT_BASE_IMAGE.to_owned())
+}
+
+/// The first 12 hex digits of the SHA-256 of `bytes`.
+fn short_hash(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest
+        .iter()
+        .take(6)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Builds the sidecar image and the agent image unless they exist, holding a file lock
+/// so that concurrent launches do not build the same tag twice.
+async fn ensure_images(engine: &Engine, plan: &LaunchPlan, config_dir: &Path) -> Result<Images> {
+    let base = base_image();
+    if !engine.image_exists(&base).await? {
+        bail!(
+            "the docker backend's base image {base} is missing; build it with \
+             scripts/docker-base, or pull a Debian image that has git, openssh-client, curl \
+             and ca-certificates and name it in {BASE_IMAGE_VAR}"
+        );
+    }
+
+    let exe_path = std::env::current_exe().context("cannot find the bottle executable")?;
+    let exe = std::fs::read(&exe_path)
+        .with_context(|| format!("cannot read {}", exe_path.display()))?;
+    let sidecar_tag = format!("bot-bottle/sidecar:{}", short_hash(&exe));
+    let sidecar_file = format!("FROM {base}\nCOPY bottle {BOTTLE_IN_IMAGE}\n");
+
+    let (agent_tag, agent_file) = match &plan.dockerfile {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the dockerfile {}", path.display()))?;
+            (format!("bot-bottle/custom:{}", short_hash(text.as_bytes())), text)
+        }
+        None => {
+            let text = format!(
+                "FROM {base}\nRUN groupadd --gid {AGENT_ID} agent && useradd --uid {AGENT_ID} \
+                 --gid {AGENT_ID} --home-dir /home/agent --create-home --shell /bin/bash agent\n"
+            );
+            (format!("bot-bottle/agent:{}", short_hash(text.as_bytes())), text)
+        }
+    };
+
+    let have_sidecar = engine.image_exists(&sidecar_tag).await?;
+    let have_agent = engine.image_exists(&agent_tag).await?;
+    if have_sidecar && have_agent {
+        return Ok(Images {
+            sidecar: sidecar_tag,
+            agent: agent_tag,
+        });
+    }
+
+    let lock_path = config_dir.join("state").join(".docker-images.lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    // Blocking is fine: nothing else runs on this runtime yet.
+    lock.lock()
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+
+    if !engine.image_exists(&sidecar_tag).await? {
+        eprintln!("bottle: building image {sidecar_tag}");
+        engine
+            .build_image(
+                &sidecar_tag,
+                &[
+                    ContextFile {
+                        path: "Dockerfile",
+                        contents: sidecar_file.as_bytes(),
+                        mode: 0o644,
+                    },
+                    ContextFile {
+                        path: "bottle",
+                        contents: &exe,
+                        mode: 0o755,
+                    },
+                ],
+            )
+            .await?;
+    }
+    if !engine.image_exists(&agent_tag).await? {
+        eprintln!("bottle: building image {agent_tag}");
+        engine
+            .build_image(
+                &agent_tag,
+                &[ContextFile {
+                    path: "Dockerfile",
+                    contents: agent_file.as_bytes(),
+                    mode: 0o644,
+                }],
+            )
+            .await?;
+    }
+    drop(lock);
+    Ok(Images {
+        sidecar: sidecar_tag,
+        agent: agent_tag,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exec_failures_map_to_shell_codes() {
+        let missing = "OCI runtime create failed: exec: \"/nope\": stat /nope: no such file or \
+                       directory";
+        assert!(matches!(exec_failure(missing), Some(Exit::Agent(127))));
+        let denied = "exec: \"/etc/hostname\": permission denied";
+        assert!(matches!(exec_failure(denied), Some(Exit::Agent(126))));
+        assert!(exec_failure("the engine is out of memory").is_none());
+    }
+
+    #[test]
+    fn short_hash_is_12_hex_digits() {
+        let hash = short_hash(b"bottle");
+        assert_eq!(hash.len(), 12);
+        assert!(hash.chars().all(|c| c.is_ascii_hexdigit()));
+    }
+}
