@@ -78,7 +78,11 @@ pub enum Command {
     #[command(name = "__sidecar", hide = true)]
     Sidecar {
         /// Number of listening sockets inherited as fds 3 and up.
-        #[arg(long, required_unless_present = "unix_dir", conflicts_with = "unix_dir")]
+        #[arg(
+            long,
+            required_unless_present = "unix_dir",
+            conflicts_with = "unix_dir"
+        )]
         listeners: Option<u16>,
         /// Directory in which to create the `proxy.sock` and `gate.sock` listeners
         /// instead of inheriting them (the docker backend).

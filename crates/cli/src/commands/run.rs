@@ -26,7 +26,9 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
         Backend::Native => launch::BackendKind::Native,
         Backend::Docker => launch::BackendKind::Docker,
         Backend::Vm => {
-            return Err("backend vm is not available yet; use --backend native or docker".to_owned());
+            return Err(
+                "backend vm is not available yet; use --backend native or docker".to_owned(),
+            );
         }
     };
     let plan = if args.agent.is_none() && args.bottles.is_empty() {

@@ -81,7 +81,11 @@ impl Names {
     }
 
     fn all(&self) -> Vec<String> {
-        vec![self.sidecar.clone(), self.bridge.clone(), self.agent.clone()]
+        vec![
+            self.sidecar.clone(),
+            self.bridge.clone(),
+            self.agent.clone(),
+        ]
     }
 }
 
@@ -771,8 +775,8 @@ async fn ensure_images(engine: &Engine, plan: &LaunchPlan, config_dir: &Path) ->
     }
 
     let exe_path = std::env::current_exe().context("cannot find the bottle executable")?;
-    let exe = std::fs::read(&exe_path)
-        .with_context(|| format!("cannot read {}", exe_path.display()))?;
+    let exe =
+        std::fs::read(&exe_path).with_context(|| format!("cannot read {}", exe_path.display()))?;
     let sidecar_tag = format!("bot-bottle/sidecar:{}", short_hash(&exe));
     let sidecar_file = format!("FROM {base}\nCOPY bottle {BOTTLE_IN_IMAGE}\n");
 
@@ -780,14 +784,20 @@ async fn ensure_images(engine: &Engine, plan: &LaunchPlan, config_dir: &Path) ->
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read the dockerfile {}", path.display()))?;
-            (format!("bot-bottle/custom:{}", short_hash(text.as_bytes())), text)
+            (
+                format!("bot-bottle/custom:{}", short_hash(text.as_bytes())),
+                text,
+            )
         }
         None => {
             let text = format!(
                 "FROM {base}\nRUN groupadd --gid {AGENT_ID} agent && useradd --uid {AGENT_ID} \
                  --gid {AGENT_ID} --home-dir /home/agent --create-home --shell /bin/bash agent\n"
             );
-            (format!("bot-bottle/agent:{}", short_hash(text.as_bytes())), text)
+            (
+                format!("bot-bottle/agent:{}", short_hash(text.as_bytes())),
+                text,
+            )
         }
     };
 

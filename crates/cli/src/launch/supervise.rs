@@ -196,7 +196,10 @@ impl Signals {
     /// for a launcher that waits on them in an async runtime.
     pub fn pipes(
         &self,
-    ) -> Result<(std::os::unix::net::UnixStream, std::os::unix::net::UnixStream)> {
+    ) -> Result<(
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    )> {
         Ok((
             self.interrupt
                 .try_clone()
