@@ -207,7 +207,7 @@ impl Bottle {
         };
 
         phase(slug, "running");
-        self.supervise(output, tty, interrupt, terminate).await
+        self.supervise(output, interrupt, terminate).await
     }
 
     /// Creates a container and records it for teardown.
@@ -466,11 +466,9 @@ impl Bottle {
     async fn supervise(
         &mut self,
         output: Output,
-        tty: bool,
         interrupt: std::os::unix::net::UnixStream,
         terminate: std::os::unix::net::UnixStream,
     ) -> Result<Exit> {
-        let _ = tty;
         let interrupt =
             tokio::net::UnixStream::from_std(interrupt).context("cannot watch for signals")?;
         let terminate =
