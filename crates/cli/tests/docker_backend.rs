@@ -45,7 +45,7 @@ fn wait_exit(child: &mut KillOnDrop, timeout: Duration) -> Option<i32> {
     }
 }
 
-/// The image tags built by `bottle` (all but the base image).
+/// Returns the image tags built by `bottle` (all but the base image).
 fn built_images() -> Vec<String> {
     docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
         .lines()
@@ -72,7 +72,7 @@ fn inspect_and_history_hold_no_secret() {
         !pids_with_arg(marker).is_empty()
     });
 
-    // Positive control: the sidecar really holds the token, the fake API received it.
+    // Positive control: the sidecar has the token, because the fake API received it.
     let requests = api.server.requests();
     assert!(
         requests

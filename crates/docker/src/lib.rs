@@ -95,7 +95,7 @@ pub struct Engine {
 
 impl Engine {
     /// Connects to the engine's unix socket (`DOCKER_HOST` when it names one, else
-    /// /var/run/docker.sock), negotiates the API version and checks that it answers.
+    /// /var/run/docker.sock), negotiates the API version and checks that it responds.
     pub async fn connect() -> Result<Engine, DockerError> {
         let socket = match std::env::var("DOCKER_HOST") {
             Ok(host) if host.starts_with("unix://") => host,
@@ -116,7 +116,7 @@ impl Engine {
         Ok(Engine { docker })
     }
 
-    /// The underlying client, for calls this crate does not wrap.
+    /// Returns the underlying client, for calls this crate does not wrap.
     pub fn client(&self) -> &Docker {
         &self.docker
     }
@@ -259,10 +259,7 @@ impl Engine {
     /// Returns whether the container is running; a missing container is not.
     pub async fn running(&self, name: &str) -> Result<bool, DockerError> {
         match self.docker.inspect_container(name, None).await {
-            Ok(info) => Ok(info
-                .state
-                .and_then(|state| state.running)
-                .unwrap_or(false)),
+            Ok(info) => Ok(info.state.and_then(|state| state.running).unwrap_or(false)),
             Err(bollard::errors::Error::DockerResponseServerError {
                 status_code: 404, ..
             }) => Ok(false),
@@ -404,7 +401,10 @@ mod tests {
             .collect();
         assert_eq!(
             entries,
-            [("Dockerfile".to_owned(), 0o644), ("bin/tool".to_owned(), 0o755)]
+            [
+                ("Dockerfile".to_owned(), 0o644),
+                ("bin/tool".to_owned(), 0o755)
+            ]
         );
     }
 }

@@ -38,16 +38,16 @@ pub const DEFAULT_BASE_IMAGE: &str = "bot-bottle/base:bookworm";
 /// `docker pull`. It must contain git, openssh-client, curl and ca-certificates.
 pub const BASE_IMAGE_VAR: &str = "BOT_BOTTLE_DOCKER_BASE";
 
-/// Where the `bottle` binary sits in the sidecar image.
+/// The path of the `bottle` binary in the sidecar image.
 const BOTTLE_IN_IMAGE: &str = "/usr/local/bin/bottle";
 
-/// Where the sidecar creates its sockets, inside its container.
+/// The directory, inside the sidecar's container, in which it creates its sockets.
 const SOCKET_DIR: &str = "/run/bottle-sock";
 
 /// The agent's uid and gid inside the container and on the host.
 const AGENT_ID: u32 = 1000;
 
-/// The bridge's uid and gid (nobody).
+/// The bridge's uid and gid (65534, the user `nobody`).
 const BRIDGE_ID: u32 = 65534;
 
 /// How long the sidecar and the bridge may take to report that they serve.
@@ -329,7 +329,7 @@ impl Bottle {
             format!("127.0.0.1:{PROXY_PORT}={SOCKET_DIR}/{PROXY_SOCKET}"),
         ];
         // Only the socket files are mounted: the bridge runs as another user than the
-        // sidecar and cannot enter the private directory that holds them.
+        // sidecar and cannot enter the private directory that contains them.
         let mut binds = vec![format!(
             "{}:{SOCKET_DIR}/{PROXY_SOCKET}:ro",
             socket_dir.join(PROXY_SOCKET).display()
@@ -397,6 +397,9 @@ impl Bottle {
             image: Some(images.agent.clone()),
             cmd: Some(command),
             user: Some(format!("{AGENT_ID}:{AGENT_ID}")),
+            // TODO(docker-env): the engine stores the environment with the container, so
+            // values copied from the host or prompted reach its disk. They should be given
+            // at exec time instead. Token values are never part of it.
             env: Some(
                 prepared
                     .env
@@ -438,6 +441,8 @@ impl Bottle {
             }
             return Err(err.into());
         }
+        // TODO(tty): the launcher's terminal stays in cooked mode and window size changes
+        // are not passed on; the tty is best effort.
         if tty {
             let mut input = attached.input;
             tokio::spawn(async move {
@@ -453,7 +458,7 @@ type Output = std::pin::Pin<
     Box<dyn futures_util::Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>,
 >;
 
-/// How the agent's start went.
+/// The result of starting the agent.
 enum AgentStart {
     Running(Output),
     /// The command does not exist or is not executable; `bottle run` exits with this.
