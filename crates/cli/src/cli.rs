@@ -164,6 +164,10 @@ pub struct InfoArgs {
     /// The agent whose plan to show.
     pub agent: String,
 
+    /// The backend whose runtime to show.
+    #[arg(long, value_enum, env = "BOT_BOTTLE_BACKEND", default_value_t = Backend::Native)]
+    pub backend: Backend,
+
     /// Print the plan as JSON.
     #[arg(long)]
     pub json: bool,

@@ -239,3 +239,26 @@ fn concurrent_launches_succeed() {
         );
     }
 }
+
+#[test]
+fn dry_run_shows_backend_and_runtime() {
+    let sandbox = Sandbox::new();
+    let output = run(on(
+        Backend::Docker,
+        &mut bottle_command(&sandbox, HostUser::Root, &["run", "--dry-run", "--json"]),
+    ));
+    assert_eq!(output.status.code(), Some(0));
+    let plan: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON plan");
+    assert_eq!(plan["backend"], "docker");
+    let runtimes = docker(&["info", "--format", "{{json .Runtimes}}"]);
+    let runtime = plan["runtime"].as_str().expect("a runtime");
+    if runtimes.contains("\"runsc\"") {
+        assert_eq!(runtime, "runsc");
+    } else {
+        assert!(runtime.starts_with("runc"), "{runtime}");
+    }
+    assert!(
+        !sandbox.config().join("state").exists(),
+        "the dry run started a bottle"
+    );
+}

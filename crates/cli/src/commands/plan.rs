@@ -27,11 +27,7 @@ pub fn dry_run(args: &RunArgs) -> Exit {
     };
 
     let command_line = (!args.command.is_empty()).then_some(args.command.as_slice());
-    let (backend, runtime) = match args.backend {
-        Backend::Native => ("native", None),
-        Backend::Docker => ("docker", Some(crate::launch::describe_docker_runtime())),
-        Backend::Vm => ("vm", None),
-    };
+    let (backend, runtime) = backend_summary(args.backend);
     if args.json {
         let output = DryRun {
             plan: &plan,
@@ -48,12 +44,26 @@ pub fn dry_run(args: &RunArgs) -> Exit {
         if let Some(command) = command_line {
             println!("command line: {}", command.join(" "));
         }
-        match &runtime {
-            Some(runtime) => println!("backend: {backend} (agent runtime: {runtime})"),
-            None => println!("backend: {backend}"),
-        }
+        println!("{}", backend_line(backend, runtime.as_deref()));
     }
     Exit::Success
+}
+
+/// Returns the backend's name and, for docker, the runtime the agent would run on.
+pub fn backend_summary(backend: Backend) -> (&'static str, Option<String>) {
+    match backend {
+        Backend::Native => ("native", None),
+        Backend::Docker => ("docker", Some(crate::launch::describe_docker_runtime())),
+        Backend::Vm => ("vm", None),
+    }
+}
+
+/// Formats the backend line of the plan's text form.
+pub fn backend_line(backend: &str, runtime: Option<&str>) -> String {
+    match runtime {
+        Some(runtime) => format!("{:<17}{backend} (agent runtime: {runtime})", "backend"),
+        None => format!("{:<17}{backend}", "backend"),
+    }
 }
 
 /// The JSON of a dry run: the plan, and the command given after `--` if any.

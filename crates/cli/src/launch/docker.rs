@@ -538,13 +538,17 @@ impl Bottle {
         if created.contains(&self.names.agent) {
             keep(self.engine.stop(&self.names.agent, STOP_GRACE).await);
         }
-        for name in [&self.names.bridge, &self.names.sidecar] {
-            if created.contains(name) {
-                keep(self.engine.stop(name, SERVICE_STOP_GRACE).await);
-            }
+        // The bridge and the sidecar stop at the same time, then every container goes.
+        let services = [&self.names.bridge, &self.names.sidecar]
+            .into_iter()
+            .filter(|name| created.contains(name))
+            .map(|name| self.engine.stop(name, SERVICE_STOP_GRACE));
+        for result in futures_util::future::join_all(services).await {
+            keep(result);
         }
-        for name in created.iter().rev() {
-            keep(self.engine.remove(name).await);
+        let removals = created.iter().map(|name| self.engine.remove(name));
+        for result in futures_util::future::join_all(removals).await {
+            keep(result);
         }
         match first_error {
             Some(err) => Err(err.context("cannot remove the bottle's containers")),
