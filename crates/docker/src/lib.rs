@@ -11,7 +11,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::query_parameters::{
     AttachContainerOptions, BuildImageOptions, CreateContainerOptions, ListContainersOptions,
-    RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
+    WaitContainerOptions,
 };
 use futures_util::StreamExt;
 
@@ -184,6 +185,49 @@ impl Engine {
             });
         }
         Ok(())
+    }
+
+    /// Returns the tags of the local images of `repository` (such as `bot-bottle/sidecar`).
+    pub async fn image_tags(&self, repository: &str) -> Result<Vec<String>, DockerError> {
+        let options = ListImagesOptions {
+            filters: Some(HashMap::from([(
+                "reference".to_owned(),
+                vec![format!("{repository}:*")],
+            )])),
+            ..Default::default()
+        };
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(api(format!("list the images of {repository}")))?;
+        let mut tags: Vec<String> = images
+            .into_iter()
+            .flat_map(|image| image.repo_tags)
+            .filter(|tag| tag.starts_with(&format!("{repository}:")))
+            .collect();
+        tags.sort();
+        Ok(tags)
+    }
+
+    /// Removes an image tag unless a container uses the image. Returns whether it was
+    /// removed; a missing tag counts as removed.
+    pub async fn remove_image(&self, tag: &str) -> Result<bool, DockerError> {
+        let options = RemoveImageOptions {
+            force: false,
+            noprune: false,
+            platforms: None,
+        };
+        match self.docker.remove_image(tag, Some(options), None).await {
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(true),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => Ok(false),
+            Err(source) => Err(api(format!("remove image {tag}"))(source)),
+        }
     }
 
     /// Returns the names of the runtimes the daemon offers.

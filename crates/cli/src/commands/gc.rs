@@ -72,10 +72,11 @@ pub fn run() -> Exit {
     }
 }
 
-/// Removes the containers of docker bottles whose launcher no longer runs: their state
-/// directory (a label of each container) is gone or names a dead launcher. Returns how
-/// many were removed and whether every removal worked. Without a reachable engine
-/// there is nothing to collect.
+/// Removes the containers of docker bottles whose launcher no longer runs (their state
+/// directory, a label of each container, is gone or names a dead launcher), then the
+/// sidecar images of other `bottle` binaries that no container uses. Returns how many
+/// containers and images were removed and whether every removal worked. Without a
+/// reachable engine there is nothing to collect.
 async fn remove_orphan_containers() -> (usize, bool) {
     let Ok(engine) = bottle_docker::Engine::connect().await else {
         return (0, true);
@@ -110,6 +111,20 @@ async fn remove_orphan_containers() -> (usize, bool) {
                 eprintln!("bottle: {err}");
                 clean = false;
             }
+        }
+    }
+    // Each `bottle` binary has its own sidecar image; those of other binaries that no
+    // container uses are garbage.
+    match crate::launch::remove_stale_sidecar_images(&engine).await {
+        Ok(tags) => {
+            for tag in &tags {
+                println!("removed image {tag}, built for another bottle binary");
+            }
+            removed += tags.len();
+        }
+        Err(err) => {
+            eprintln!("bottle: {err:#}");
+            clean = false;
         }
     }
     (removed, clean)

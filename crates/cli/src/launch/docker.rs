@@ -29,8 +29,8 @@ use super::{
 };
 use crate::commands::sidecar::{GATE_SOCKET, PROXY_SOCKET};
 use crate::exit::Exit;
-pub use images::describe_runtime;
 use images::{Images, agent_runtime, ensure_images};
+pub use images::{describe_runtime, remove_stale_sidecar_images};
 
 mod images;
 

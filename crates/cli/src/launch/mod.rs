@@ -23,6 +23,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 pub use deploy_keys::check as check_revocation;
 pub use docker::describe_runtime as describe_docker_runtime;
+pub use docker::remove_stale_sidecar_images;
 pub use environment::EnvSource;
 use state::{BottleDirs, Meta};
 use supervise::Outcome;

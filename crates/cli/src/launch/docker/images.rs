@@ -17,11 +17,30 @@ pub const DEFAULT_BASE_IMAGE: &str = "bot-bottle/base:bookworm";
 /// `docker pull`. It must contain git, openssh-client, curl and ca-certificates.
 pub const BASE_IMAGE_VAR: &str = "BOT_BOTTLE_DOCKER_BASE";
 
+/// The repository of the sidecar images, tagged with a hash of the `bottle` binary.
+const SIDECAR_REPOSITORY: &str = "bot-bottle/sidecar";
+
 /// The images of one launch.
 #[derive(Debug)]
 pub struct Images {
     pub sidecar: String,
     pub agent: String,
+}
+
+/// Removes the sidecar images of other `bottle` binaries than the running one, except
+/// those a container still uses. Returns the removed tags.
+pub async fn remove_stale_sidecar_images(engine: &Engine) -> Result<Vec<String>> {
+    let exe_path = std::env::current_exe().context("cannot find the bottle executable")?;
+    let exe =
+        std::fs::read(&exe_path).with_context(|| format!("cannot read {}", exe_path.display()))?;
+    let current = format!("{SIDECAR_REPOSITORY}:{}", short_hash(&exe));
+    let mut removed = Vec::new();
+    for tag in engine.image_tags(SIDECAR_REPOSITORY).await? {
+        if tag != current && engine.remove_image(&tag).await? {
+            removed.push(tag);
+        }
+    }
+    Ok(removed)
 }
 
 /// Returns the runtime for the agent: gVisor's `runsc` when the daemon offers it.
@@ -91,7 +110,7 @@ pub async fn ensure_images(
     let exe_path = std::env::current_exe().context("cannot find the bottle executable")?;
     let exe =
         std::fs::read(&exe_path).with_context(|| format!("cannot read {}", exe_path.display()))?;
-    let sidecar_tag = format!("bot-bottle/sidecar:{}", short_hash(&exe));
+    let sidecar_tag = format!("{SIDECAR_REPOSITORY}:{}", short_hash(&exe));
     let sidecar_file = format!("FROM {base}\nCOPY bottle {BOTTLE_IN_IMAGE}\n");
 
     let (agent_tag, agent_file) = match &plan.dockerfile {
