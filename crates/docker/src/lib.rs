@@ -11,8 +11,8 @@ use std::time::Duration;
 use bollard::Docker;
 use bollard::query_parameters::{
     AttachContainerOptions, BuildImageOptions, CreateContainerOptions, ListContainersOptions,
-    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, StopContainerOptions,
-    WaitContainerOptions,
+    ListImagesOptions, RemoveContainerOptions, RemoveImageOptions, ResizeContainerTTYOptions,
+    StopContainerOptions, WaitContainerOptions,
 };
 use futures_util::StreamExt;
 
@@ -279,6 +279,18 @@ impl Engine {
             .attach_container(name, Some(options))
             .await
             .map_err(api(format!("attach to container {name}")))
+    }
+
+    /// Sets the size of a running container's tty, in rows and columns.
+    pub async fn resize_tty(&self, name: &str, rows: u16, columns: u16) -> Result<(), DockerError> {
+        let options = ResizeContainerTTYOptions {
+            h: i32::from(rows),
+            w: i32::from(columns),
+        };
+        self.docker
+            .resize_container_tty(name, options)
+            .await
+            .map_err(api(format!("resize the tty of container {name}")))
     }
 
     /// Waits until the container stops and returns its exit code.

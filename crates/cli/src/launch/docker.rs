@@ -118,7 +118,7 @@ pub fn launch(
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let engine = Engine::connect().await?;
         let mut bottle = Bottle {
             engine,
@@ -139,7 +139,10 @@ pub fn launch(
                 Err(err)
             }
         }
-    })
+    });
+    // A read of the terminal may still wait in a blocking thread; it is abandoned.
+    runtime.shutdown_background();
+    result
 }
 
 /// The containers of one bottle, and what was created so far.
@@ -187,11 +190,11 @@ impl Bottle {
 
         phase(slug, "starting the agent");
         let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
-        let output = match self
+        let (output, _raw_terminal) = match self
             .start_agent(slug, plan, &prepared, &images, runtime.as_deref(), tty)
             .await?
         {
-            AgentStart::Running(output) => output,
+            AgentStart::Running(output, raw) => (output, raw),
             AgentStart::NotExecutable(exit) => return Ok(exit),
         };
 
@@ -430,15 +433,23 @@ impl Bottle {
             }
             return Err(err.into());
         }
-        // TODO(tty): the launcher's terminal stays in cooked mode and window size changes
-        // are not passed on; the tty is best effort.
-        if tty {
+        // TODO(tty): window size changes after the start (SIGWINCH) are not passed on.
+        let raw = if tty {
+            if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stdout()) {
+                let _ = self
+                    .engine
+                    .resize_tty(&name, size.ws_row, size.ws_col)
+                    .await;
+            }
             let mut input = attached.input;
             tokio::spawn(async move {
                 let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut input).await;
             });
-        }
-        Ok(AgentStart::Running(attached.output))
+            RawTerminal::enter()
+        } else {
+            None
+        };
+        Ok(AgentStart::Running(attached.output, raw))
     }
 }
 
@@ -449,7 +460,9 @@ type Output = std::pin::Pin<
 
 /// The result of starting the agent.
 enum AgentStart {
-    Running(Output),
+    /// The agent runs; with a tty, the launcher's terminal is in raw mode until the
+    /// guard is dropped.
+    Running(Output, Option<RawTerminal>),
     /// The command does not exist or is not executable; `bottle run` exits with this.
     NotExecutable(Exit),
 }
@@ -543,6 +556,34 @@ impl Bottle {
             Some(err) => Err(err.context("cannot remove the bottle's containers")),
             None => Ok(()),
         }
+    }
+}
+
+/// The launcher's terminal in raw mode, so that keys such as Ctrl-C reach the agent's
+/// tty as bytes. Dropping it restores the saved mode.
+struct RawTerminal {
+    saved: rustix::termios::Termios,
+}
+
+impl RawTerminal {
+    /// Puts standard input's terminal in raw mode; `None` when that fails.
+    fn enter() -> Option<RawTerminal> {
+        let stdin = std::io::stdin();
+        let saved = rustix::termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
     }
 }
 
