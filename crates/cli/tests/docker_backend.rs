@@ -13,8 +13,18 @@ use support::{
     containers_of, docker, on, pids_with_arg, run, wait_for,
 };
 
-/// Starts `bottle run scripted` on docker with the agent running `script`.
+/// A value the bottle's `env` copies from the host: the agent may have it, but the
+/// engine must not store it.
+const HOST_VALUE: &str = "bottle-e2e-host-value-5d1c07";
+
+/// Starts `bottle run scripted` on docker with the agent running `script`, with the
+/// bottles `api` and `hostenv`, which copies `HOST_VALUE` into the agent's
+/// environment as `COPIED`.
 fn start(sandbox: &Sandbox, label: &str, script: &str) -> KillOnDrop {
+    sandbox.write(
+        "config/bottles/hostenv.md",
+        "---\nenv:\n  COPIED: \"${BOTTLE_E2E_HOST_VALUE}\"\n---\n",
+    );
     KillOnDrop(
         on(
             Backend::Docker,
@@ -22,11 +32,13 @@ fn start(sandbox: &Sandbox, label: &str, script: &str) -> KillOnDrop {
                 sandbox,
                 HostUser::Root,
                 &[
-                    "run", "scripted", "--label", label, "--", "sh", "-c", script,
+                    "run", "scripted", "--bottle", "api", "--bottle", "hostenv", "--label", label,
+                    "--", "sh", "-c", script,
                 ],
             ),
         )
         .env(TOKEN_VAR, REAL_TOKEN)
+        .env("BOTTLE_E2E_HOST_VALUE", HOST_VALUE)
         .stdin(Stdio::null())
         .spawn()
         .expect("start bottle"),
@@ -64,7 +76,8 @@ fn inspect_and_history_hold_no_secret() {
     let label = "inspect-docker";
     let marker = "6201";
     let script = format!(
-        "curl -sS --max-time 20 https://{}/v1/echo > /dev/null; exec sleep {marker}",
+        "curl -sS --max-time 20 https://{}/v1/echo > /dev/null; \
+         printf %s \"$COPIED\" > /workspace/copied; exec sleep {marker}",
         support::API_HOST
     );
     let mut child = start(&sandbox, label, &script);
@@ -81,6 +94,15 @@ fn inspect_and_history_hold_no_secret() {
         "the API host never received the token: {requests:?}"
     );
 
+    // Positive control: the agent has the value copied from the host.
+    let copied = sandbox
+        .config()
+        .join(format!("state/{label}/workspace/copied"));
+    assert_eq!(
+        std::fs::read_to_string(&copied).ok().as_deref(),
+        Some(HOST_VALUE)
+    );
+
     let names = containers_of(label);
     assert_eq!(names.len(), 3, "{names:?}");
     let agent = format!("bottle-{label}-agent");
@@ -88,6 +110,10 @@ fn inspect_and_history_hold_no_secret() {
     assert!(
         !inspect.contains(REAL_TOKEN),
         "the agent's inspect shows the token"
+    );
+    assert!(
+        !inspect.contains(HOST_VALUE),
+        "the agent's inspect shows a value copied from the host"
     );
     assert!(
         !inspect.contains("PRIVATE KEY"),

@@ -281,6 +281,74 @@ impl Engine {
             .map_err(api(format!("attach to container {name}")))
     }
 
+    /// Runs `cmd` in a running container as `user`, writes `input` to its standard
+    /// input and closes it, and returns its exit code and output. The input travels on
+    /// the attached stream only, so the engine stores none of it.
+    pub async fn exec_with_input(
+        &self,
+        name: &str,
+        user: &str,
+        cmd: Vec<String>,
+        input: &[u8],
+    ) -> Result<(i64, String), DockerError> {
+        use tokio::io::AsyncWriteExt;
+
+        let action = || format!("run a command in container {name}");
+        let config = bollard::models::ExecConfig {
+            attach_stdin: Some(true),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            cmd: Some(cmd),
+            user: Some(user.to_owned()),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_exec(name, config)
+            .await
+            .map_err(api(action()))?;
+        let started = self
+            .docker
+            .start_exec(&created.id, None)
+            .await
+            .map_err(api(action()))?;
+        let bollard::exec::StartExecResults::Attached {
+            mut output,
+            input: mut writer,
+        } = started
+        else {
+            return Err(DockerError::Api {
+                action: action(),
+                source: bollard::errors::Error::IOError {
+                    err: std::io::Error::other("the exec started detached"),
+                },
+            });
+        };
+        let io_error = |err| DockerError::Api {
+            action: action(),
+            source: bollard::errors::Error::IOError { err },
+        };
+        writer.write_all(input).await.map_err(io_error)?;
+        writer.shutdown().await.map_err(io_error)?;
+        drop(writer);
+        let mut text = String::new();
+        while let Some(item) = output.next().await {
+            match item {
+                Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message }) => {
+                    text.push_str(&String::from_utf8_lossy(&message));
+                }
+                Ok(_) => {}
+                Err(source) => return Err(api(action())(source)),
+            }
+        }
+        let inspected = self
+            .docker
+            .inspect_exec(&created.id)
+            .await
+            .map_err(api(action()))?;
+        Ok((inspected.exit_code.unwrap_or(-1), text))
+    }
+
     /// Sets the size of a running container's tty, in rows and columns.
     pub async fn resize_tty(&self, name: &str, rows: u16, columns: u16) -> Result<(), DockerError> {
         let options = ResizeContainerTTYOptions {

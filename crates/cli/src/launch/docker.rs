@@ -380,21 +380,35 @@ impl Bottle {
                 if mount.read_only { ":ro" } else { "" }
             ));
         }
-        let command = if plan.command.is_empty() {
+        let mut command = if plan.command.is_empty() {
             vec!["/bin/bash".to_owned(), "-l".to_owned()]
         } else {
             plan.command.clone()
         };
+        // The bottle's own `env` entries may hold values copied from the host or
+        // prompted. The engine stores a container's configuration on disk, so they are
+        // delivered after the start instead, and the launcher's fixed variables stay in
+        // the configuration.
+        let (delivered, configured): (Vec<_>, Vec<_>) = prepared
+            .env
+            .iter()
+            .partition(|(name, _)| plan.env.contains_key(name) && is_shell_name(name));
+        if !delivered.is_empty() {
+            let mut wrapped = vec![
+                "/bin/sh".to_owned(),
+                "-c".to_owned(),
+                ENV_PROLOGUE.to_owned(),
+                "bottle-agent".to_owned(),
+            ];
+            wrapped.append(&mut command);
+            command = wrapped;
+        }
         let body = ContainerCreateBody {
             image: Some(images.agent.clone()),
             cmd: Some(command),
             user: Some(format!("{AGENT_ID}:{AGENT_ID}")),
-            // TODO(docker-env): the engine stores the environment with the container, so
-            // values copied from the host or prompted reach its disk. They should be given
-            // at exec time instead. Token values are never part of it.
             env: Some(
-                prepared
-                    .env
+                configured
                     .iter()
                     .map(|(name, value)| format!("{name}={value}"))
                     .collect(),
@@ -432,6 +446,9 @@ impl Bottle {
                 return Ok(AgentStart::NotExecutable(exit));
             }
             return Err(err.into());
+        }
+        if !delivered.is_empty() {
+            self.deliver_env(&name, &delivered).await?;
         }
         // TODO(tty): window size changes after the start (SIGWINCH) are not passed on.
         let raw = if tty {
@@ -557,6 +574,63 @@ impl Bottle {
             None => Ok(()),
         }
     }
+}
+
+/// The path, in the agent container, of the FIFO its environment arrives through.
+const ENV_FIFO: &str = "/tmp/.bottle-env";
+
+/// The agent container's first step when values are delivered after the start: create
+/// the FIFO, read the `export` lines the launcher writes into it, then run the command.
+const ENV_PROLOGUE: &str = "f=/tmp/.bottle-env; mkfifo -m 600 \"$f\" || exit 125; . \"$f\"; \
+                            rm -f \"$f\"; exec \"$@\"";
+
+/// The command the launcher runs in the agent container to write the environment into
+/// the FIFO once the agent has created it (for at most about 10 s).
+const ENV_WRITER: &str = "f=/tmp/.bottle-env; i=0; while [ ! -p \"$f\" ]; do i=$((i+1)); \
+                          [ $i -gt 1000 ] && exit 1; sleep 0.01; done; cat > \"$f\"";
+
+impl Bottle {
+    /// Sends the agent its delivered variables through the FIFO. The values travel on
+    /// the exec's attached standard input only, never in the engine's configuration.
+    async fn deliver_env(&self, name: &str, vars: &[&(String, String)]) -> Result<()> {
+        let mut script = String::new();
+        for (var, value) in vars {
+            script.push_str(&format!("export {var}={}\n", shell_quote(value)));
+        }
+        let (code, output) = self
+            .engine
+            .exec_with_input(
+                name,
+                &format!("{AGENT_ID}:{AGENT_ID}"),
+                vec!["/bin/sh".to_owned(), "-c".to_owned(), ENV_WRITER.to_owned()],
+                script.as_bytes(),
+            )
+            .await?;
+        let mut script = script.into_bytes();
+        script.fill(0);
+        if code != 0 {
+            bail!(
+                "cannot deliver the agent's environment through {ENV_FIFO} (exit code {code}): \
+                 {}; the agent image needs /bin/sh, mkfifo, cat and sleep",
+                output.trim()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Returns whether `name` can be exported by a POSIX shell.
+fn is_shell_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|first| first == '_' || first.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// Quotes a value for a POSIX shell: single quotes, with each `'` written as `'\''`.
+fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 /// The launcher's terminal in raw mode, so that keys such as Ctrl-C reach the agent's
@@ -754,6 +828,15 @@ fn exec_failure(message: &str) -> Option<Exit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quote_survives_quotes_and_newlines() {
+        assert_eq!(shell_quote("a'b"), "'a'\\''b'");
+        assert_eq!(shell_quote("x\ny"), "'x\ny'");
+        assert!(is_shell_name("FAKE_TOKEN"));
+        assert!(!is_shell_name("1X"));
+        assert!(!is_shell_name("A-B"));
+    }
 
     #[test]
     fn exec_failures_map_to_shell_codes() {
