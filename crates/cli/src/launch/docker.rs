@@ -674,7 +674,7 @@ fn drain(pipe: &tokio::net::UnixStream) -> usize {
     count
 }
 
-/// The host config every container shares: no capabilities, no new privileges, a
+/// Returns the host config every container shares: no capabilities, no new privileges, a
 /// read-only root file system and an init process that forwards signals and reaps.
 fn hardened() -> HostConfig {
     HostConfig {
@@ -695,7 +695,7 @@ fn labels(slug: &str, role: &str, state_dir: &Path) -> HashMap<String, String> {
     labels
 }
 
-/// A bind of a host path at the same path in the container.
+/// Formats a bind of a host path at the same path in the container.
 fn same_path(path: &Path, read_only: bool) -> String {
     let path = path.display();
     if read_only {
