@@ -335,3 +335,61 @@ fn gc_removes_sidecar_images_of_other_binaries() {
         "{stderr}"
     );
 }
+
+/// Builds `tag` from the base image with the label of images `bottle` builds.
+fn build_labelled(tag: &str, marker: &str) {
+    let dockerfile = format!("FROM bot-bottle/base:bookworm\nLABEL test.marker={marker}\n");
+    let mut child = Command::new("docker")
+        .args([
+            "build",
+            "-q",
+            "--label",
+            "bot-bottle.image=test",
+            "-t",
+            tag,
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run docker build");
+    std::io::Write::write_all(
+        child.stdin.as_mut().expect("piped stdin"),
+        dockerfile.as_bytes(),
+    )
+    .expect("write the Dockerfile");
+    drop(child.stdin.take());
+    assert!(child.wait().expect("wait").success(), "docker build {tag}");
+}
+
+#[test]
+fn gc_removes_untagged_built_images() {
+    let sandbox = Sandbox::new();
+    // Building one tag twice leaves the first image untagged.
+    let tag = "bot-bottle/gc-untagged-test:1";
+    build_labelled(tag, "first");
+    let first = docker(&["image", "inspect", "--format", "{{.Id}}", tag])
+        .trim()
+        .to_owned();
+    build_labelled(tag, "second");
+    let untagged = || {
+        docker(&[
+            "images",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "dangling=true",
+            "--filter",
+            "label=bot-bottle.image",
+        ])
+    };
+    assert!(
+        untagged().contains(&first),
+        "positive control: {first} is untagged"
+    );
+
+    let output = run(&mut bottle_command(&sandbox, HostUser::Root, &["gc"]));
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!untagged().contains(&first), "gc left the untagged image");
+    docker(&["rmi", tag]);
+}

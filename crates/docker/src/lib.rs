@@ -29,6 +29,10 @@ pub const ROLE_LABEL: &str = "bot-bottle.role";
 /// names the launcher; `bottle gc` removes containers whose launcher is gone.
 pub const STATE_LABEL: &str = "bot-bottle.state";
 
+/// The label of every image `bottle` builds, so that `bottle gc` can find the untagged
+/// ones (an image loses its tag when a concurrent build of the same tag finishes later).
+pub const IMAGE_LABEL: &str = "bot-bottle.image";
+
 /// The runtime used for the agent when the daemon offers it.
 pub const GVISOR_RUNTIME: &str = "runsc";
 
@@ -150,6 +154,7 @@ impl Engine {
             rm: true,
             forcerm: true,
             pull: None,
+            labels: Some(HashMap::from([(IMAGE_LABEL.to_owned(), tag.to_owned())])),
             ..Default::default()
         };
         let body = bollard::body_full(context.into());
@@ -208,6 +213,30 @@ impl Engine {
             .collect();
         tags.sort();
         Ok(tags)
+    }
+
+    /// Removes the untagged images that carry [`IMAGE_LABEL`], except those a container
+    /// uses. Returns the ids of the removed images.
+    pub async fn remove_untagged_images(&self) -> Result<Vec<String>, DockerError> {
+        let options = ListImagesOptions {
+            filters: Some(HashMap::from([
+                ("dangling".to_owned(), vec!["true".to_owned()]),
+                ("label".to_owned(), vec![IMAGE_LABEL.to_owned()]),
+            ])),
+            ..Default::default()
+        };
+        let images = self
+            .docker
+            .list_images(Some(options))
+            .await
+            .map_err(api("list the untagged images"))?;
+        let mut removed = Vec::new();
+        for image in images {
+            if self.remove_image(&image.id).await? {
+                removed.push(image.id);
+            }
+        }
+        Ok(removed)
     }
 
     /// Removes an image tag unless a container uses the image. Returns whether it was

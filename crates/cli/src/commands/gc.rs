@@ -118,7 +118,7 @@ async fn remove_orphan_containers() -> (usize, bool) {
     match crate::launch::remove_stale_sidecar_images(&engine).await {
         Ok(tags) => {
             for tag in &tags {
-                println!("removed image {tag}, built for another bottle binary");
+                println!("removed image {tag}, which no bottle uses");
             }
             removed += tags.len();
         }

@@ -27,8 +27,9 @@ pub struct Images {
     pub agent: String,
 }
 
-/// Removes the sidecar images of other `bottle` binaries than the running one, except
-/// those a container still uses. Returns the removed tags.
+/// Removes the sidecar images of other `bottle` binaries than the running one, and the
+/// untagged images `bottle` built, except those a container still uses. Returns the
+/// removed tags and image ids.
 pub async fn remove_stale_sidecar_images(engine: &Engine) -> Result<Vec<String>> {
     let exe_path = std::env::current_exe().context("cannot find the bottle executable")?;
     let exe =
@@ -40,6 +41,7 @@ pub async fn remove_stale_sidecar_images(engine: &Engine) -> Result<Vec<String>>
             removed.push(tag);
         }
     }
+    removed.extend(engine.remove_untagged_images().await?);
     Ok(removed)
 }
 
