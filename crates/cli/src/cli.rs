@@ -78,8 +78,24 @@ pub enum Command {
     #[command(name = "__sidecar", hide = true)]
     Sidecar {
         /// Number of listening sockets inherited as fds 3 and up.
-        #[arg(long)]
-        listeners: u16,
+        #[arg(
+            long,
+            required_unless_present = "unix_dir",
+            conflicts_with = "unix_dir"
+        )]
+        listeners: Option<u16>,
+        /// Directory in which to create the `proxy.sock` and `gate.sock` listeners
+        /// instead of inheriting them (the docker backend).
+        #[arg(long, value_name = "DIR")]
+        unix_dir: Option<PathBuf>,
+    },
+    /// Internal: forwards TCP ports on the bottle's loopback to the sidecar's unix
+    /// sockets (the docker backend).
+    #[command(name = "__bridge", hide = true)]
+    Bridge {
+        /// `ADDRESS:PORT=SOCKET`: listen on the address and forward to the socket.
+        #[arg(long = "listen", value_name = "ADDRESS=SOCKET", required = true)]
+        listen: Vec<String>,
     },
 }
 
@@ -147,6 +163,10 @@ pub enum Shell {
 pub struct InfoArgs {
     /// The agent whose plan to show.
     pub agent: String,
+
+    /// The backend whose runtime to show.
+    #[arg(long, value_enum, env = "BOT_BOTTLE_BACKEND", default_value_t = Backend::Native)]
+    pub backend: Backend,
 
     /// Print the plan as JSON.
     #[arg(long)]

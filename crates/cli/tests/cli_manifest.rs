@@ -68,7 +68,8 @@ impl Setup {
             .args(args)
             .current_dir(self.repo())
             .env("BOT_BOTTLE_HOME", self.config())
-            .env("HOME", self.dir.path());
+            .env("HOME", self.dir.path())
+            .env_remove("BOT_BOTTLE_BACKEND");
         command
     }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use bottle_scanner::{MIN_KNOWN_SECRET_LEN, Scanner};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, UnixListener};
+use bottle_proxy::Accept;
+use tokio::net::UnixListener;
 
 use crate::config::{GateConfig, GateLimits};
 use crate::error::GateError;
@@ -40,7 +41,7 @@ impl Gate {
 /// sample, writes the pre-receive hook, creates or updates one bare mirror per repo and
 /// opens the control socket. Mirrors are not fetched at start-up, so an unreachable
 /// upstream does not stop the gate; the agent's first fetch reports it.
-pub async fn serve(config: GateConfig, listener: TcpListener) -> Result<(), GateError> {
+pub async fn serve<L: Accept>(config: GateConfig, listener: L) -> Result<(), GateError> {
     let gate = Arc::new(start(config).await?);
     let control = UnixListener::bind(&gate.control_socket)
         .map_err(|source| state_error(&gate.control_socket, source))?;
@@ -50,7 +51,7 @@ pub async fn serve(config: GateConfig, listener: TcpListener) -> Result<(), Gate
     tracing::info!(slug = %gate.slug, repos = gate.mirrors.len(), "git gate ready");
 
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let stream = match listener.accept_stream().await {
             Ok(accepted) => accepted,
             Err(error) if is_per_connection(&error) => {
                 tracing::debug!("git gate: a connection failed before it was accepted: {error}");
@@ -69,7 +70,7 @@ pub async fn serve(config: GateConfig, listener: TcpListener) -> Result<(), Gate
             let connection = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(error) = connection.await {
-                tracing::debug!(%peer, "git gate connection ended with an error: {error}");
+                tracing::debug!("git gate connection ended with an error: {error}");
             }
         });
     }

@@ -29,6 +29,7 @@ mod hold;
 mod inbound;
 mod inject;
 mod limit;
+mod listen;
 mod magic;
 mod outbound;
 mod response;
@@ -44,6 +45,7 @@ pub use config::SidecarConfig;
 pub use dlp::{DlpFinding, Location};
 pub use error::ProxyError;
 pub use inbound::{InboundFinding, Severity};
+pub use listen::Accept;
 pub use magic::MAGIC_HOST;
 pub use response::DECISION_HEADER;
 pub use upstream::UpstreamError;
@@ -59,13 +61,9 @@ pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// Serves the proxy on `listener` until it fails. Configuration errors (invalid routes,
 /// a missing token, an unreadable CA or audit log) are returned before anything is
 /// accepted.
-pub async fn serve(
-    config: SidecarConfig,
-    listener: tokio::net::TcpListener,
-) -> Result<(), ProxyError> {
+pub async fn serve<L: Accept>(config: SidecarConfig, listener: L) -> Result<(), ProxyError> {
     let proxy = Arc::new(Proxy::new(config)?);
-    let address = listener.local_addr().map_err(ProxyError::Listener)?;
-    proxy.announce(&[address]);
+    proxy.announce(&[listener.describe()]);
     proxy.accept_loop(listener).await
 }
 
@@ -94,7 +92,7 @@ pub fn run_sidecar(
                 .map_err(ProxyError::Listener)?;
             let listener =
                 tokio::net::TcpListener::from_std(listener).map_err(ProxyError::Listener)?;
-            addresses.push(listener.local_addr().map_err(ProxyError::Listener)?);
+            addresses.push(listener.describe());
             tasks.spawn(proxy.clone().accept_loop(listener));
         }
         proxy.announce(&addresses);

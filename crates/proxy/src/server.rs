@@ -21,7 +21,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls::server::Acceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::LazyConfigAcceptor;
 
 use crate::audit::{AuditLog, AuditRecord, Verdict};
@@ -182,8 +181,7 @@ impl Proxy {
     }
 
     /// Logs the start-up line, which every log level prints.
-    pub(crate) fn announce(&self, addresses: &[std::net::SocketAddr]) {
-        let listen: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+    pub(crate) fn announce(&self, listen: &[String]) {
         tracing::info!(
             slug = %self.slug,
             routes = self.policy.routes().len(),
@@ -193,12 +191,12 @@ impl Proxy {
     }
 
     /// Accepts clients until the listener fails.
-    pub(crate) async fn accept_loop(
+    pub(crate) async fn accept_loop<L: crate::Accept>(
         self: Arc<Self>,
-        listener: TcpListener,
+        listener: L,
     ) -> Result<(), ProxyError> {
         loop {
-            let (stream, _) = match listener.accept().await {
+            let stream = match listener.accept_stream().await {
                 Ok(accepted) => accepted,
                 Err(err) if err.kind() == std::io::ErrorKind::ConnectionAborted => continue,
                 Err(err) if is_descriptor_exhaustion(&err) => {
@@ -212,12 +210,15 @@ impl Proxy {
                 }
                 Err(err) => return Err(ProxyError::Listener(err)),
             };
+            L::tune(&stream);
             tokio::spawn(self.clone().serve_client(stream));
         }
     }
 
-    async fn serve_client(self: Arc<Self>, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
+    async fn serve_client<S>(self: Arc<Self>, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let proxy = self.clone();
         let service = service_fn(move |request: Request<Incoming>| {
             let proxy = proxy.clone();

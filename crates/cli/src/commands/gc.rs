@@ -1,5 +1,5 @@
-//! `bottle gc`: revoke stranded deploy keys and remove the state of bottles whose
-//! launcher is gone.
+//! `bottle gc`: revoke stranded deploy keys, and remove the containers and the state of
+//! bottles whose launcher is gone.
 
 use std::path::Path;
 
@@ -23,11 +23,6 @@ pub fn run() -> Exit {
         }
     };
     let state_root = sources.config_dir.join("state");
-    if !state_root.exists() {
-        println!("nothing to collect");
-        return Exit::Success;
-    }
-
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -38,6 +33,19 @@ pub fn run() -> Exit {
             return Exit::Failure;
         }
     };
+    // Containers go first: their state directory names the launcher that owns them.
+    let (containers_removed, containers_clean) = runtime.block_on(remove_orphan_containers());
+    if !state_root.exists() {
+        if containers_removed == 0 {
+            println!("nothing to collect");
+        }
+        return if containers_clean {
+            Exit::Success
+        } else {
+            Exit::Failure
+        };
+    }
+
     let report = runtime.block_on(bottle_forge::gc(&state_root, &bottle_forge::env_token));
     for entry in &report.revoked {
         let key_id = entry
@@ -54,14 +62,72 @@ pub fn run() -> Exit {
     };
 
     let removed = remove_orphans(&state_root);
-    if report.revoked.is_empty() && removed == 0 && keys_clean {
+    if report.revoked.is_empty() && removed == 0 && containers_removed == 0 && keys_clean {
         println!("nothing to collect");
     }
-    if keys_clean {
+    if keys_clean && containers_clean {
         Exit::Success
     } else {
         Exit::Failure
     }
+}
+
+/// Removes the containers of docker bottles whose launcher no longer runs (their state
+/// directory, a label of each container, is gone or names a dead launcher), then the
+/// sidecar images of other `bottle` binaries that no container uses. Returns how many
+/// containers and images were removed and whether every removal worked. Without a
+/// reachable engine there is nothing to collect.
+async fn remove_orphan_containers() -> (usize, bool) {
+    let Ok(engine) = bottle_docker::Engine::connect().await else {
+        return (0, true);
+    };
+    let containers = match engine.bottle_containers(None).await {
+        Ok(containers) => containers,
+        Err(err) => {
+            eprintln!("bottle: {err}");
+            return (0, false);
+        }
+    };
+    let mut removed = 0;
+    let mut clean = true;
+    for container in containers {
+        let orphan = match &container.state_dir {
+            Some(dir) => !dir.exists() || !launcher_alive(dir),
+            // Without the label the owner is unknown; such a container is left alone.
+            None => false,
+        };
+        if !orphan {
+            continue;
+        }
+        match engine.remove(&container.name).await {
+            Ok(()) => {
+                println!(
+                    "removed container {} of bottle {}, whose launcher is gone",
+                    container.name, container.slug
+                );
+                removed += 1;
+            }
+            Err(err) => {
+                eprintln!("bottle: {err}");
+                clean = false;
+            }
+        }
+    }
+    // Each `bottle` binary has its own sidecar image; those of other binaries that no
+    // container uses are garbage.
+    match crate::launch::remove_stale_sidecar_images(&engine).await {
+        Ok(tags) => {
+            for tag in &tags {
+                println!("removed image {tag}, which no bottle uses");
+            }
+            removed += tags.len();
+        }
+        Err(err) => {
+            eprintln!("bottle: {err:#}");
+            clean = false;
+        }
+    }
+    (removed, clean)
 }
 
 /// Removes the state directories of bottles whose launcher no longer runs and whose

@@ -26,6 +26,8 @@ pub fn run(args: &InfoArgs) -> Exit {
         );
     } else {
         print!("{}", super::plan::render(&plan, &routes));
+        let (backend, runtime) = super::plan::backend_summary(args.backend);
+        println!("{}", super::plan::backend_line(backend, runtime.as_deref()));
     }
     Exit::Success
 }

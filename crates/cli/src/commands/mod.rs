@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod approve;
+mod bridge;
 mod check;
 mod gc;
 mod info;
@@ -8,7 +9,7 @@ mod init;
 mod lifecycle;
 mod plan;
 mod run;
-mod sidecar;
+pub mod sidecar;
 
 use crate::cli::{Cli, Command};
 use crate::exit::Exit;
@@ -30,6 +31,10 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Ls { json } => lifecycle::ls(json),
         Command::Logs { slug, follow, .. } => lifecycle::logs(&slug, follow),
         Command::Stop { slug } => lifecycle::stop(&slug),
-        Command::Sidecar { listeners } => sidecar::run(listeners),
+        Command::Sidecar {
+            listeners,
+            unix_dir,
+        } => sidecar::run(listeners, unix_dir.as_deref()),
+        Command::Bridge { listen } => bridge::run(&listen),
     }
 }

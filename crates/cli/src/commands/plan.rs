@@ -9,7 +9,7 @@ use bottle_manifest::{
 use bottle_providers::RouteOrigin;
 use serde::Serialize;
 
-use crate::cli::RunArgs;
+use crate::cli::{Backend, RunArgs};
 use crate::exit::Exit;
 
 /// `bottle run --dry-run`: prints the plan a launch would use. Invalid files exit with
@@ -32,11 +32,14 @@ pub fn dry_run(args: &RunArgs) -> Exit {
     };
 
     let command_line = (!args.command.is_empty()).then_some(args.command.as_slice());
+    let (backend, runtime) = backend_summary(args.backend);
     if args.json {
         let output = DryRun {
             plan: &plan,
             launch_routes: &routes,
             command_line,
+            backend,
+            runtime: runtime.as_deref(),
         };
         println!(
             "{}",
@@ -47,8 +50,26 @@ pub fn dry_run(args: &RunArgs) -> Exit {
         if let Some(command) = command_line {
             println!("command line: {}", command.join(" "));
         }
+        println!("{}", backend_line(backend, runtime.as_deref()));
     }
     Exit::Success
+}
+
+/// Returns the backend's name and, for docker, the runtime the agent would run on.
+pub fn backend_summary(backend: Backend) -> (&'static str, Option<String>) {
+    match backend {
+        Backend::Native => ("native", None),
+        Backend::Docker => ("docker", Some(crate::launch::describe_docker_runtime())),
+        Backend::Vm => ("vm", None),
+    }
+}
+
+/// Formats the backend line of the plan's text form.
+pub fn backend_line(backend: &str, runtime: Option<&str>) -> String {
+    match runtime {
+        Some(runtime) => format!("{:<17}{backend} (agent runtime: {runtime})", "backend"),
+        None => format!("{:<17}{backend}", "backend"),
+    }
 }
 
 /// The JSON of a dry run: the plan, and the command given after `--` if any.
@@ -59,6 +80,10 @@ struct DryRun<'a> {
     launch_routes: &'a [LaunchRoute],
     #[serde(skip_serializing_if = "Option::is_none")]
     command_line: Option<&'a [String]>,
+    backend: &'a str,
+    /// The container runtime of the agent (docker backend).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    runtime: Option<&'a str>,
 }
 
 /// The JSON of `bottle info`: the plan and the routes a launch would use.

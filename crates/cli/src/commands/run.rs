@@ -20,13 +20,15 @@ pub fn run(args: &RunArgs) -> Exit {
 }
 
 fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
-    if args.backend != Backend::Native {
-        return Err(format!(
-            "backend {:?} is not available yet; use --backend native",
-            args.backend
-        )
-        .to_lowercase());
-    }
+    let backend = match args.backend {
+        Backend::Native => launch::BackendKind::Native,
+        Backend::Docker => launch::BackendKind::Docker,
+        Backend::Vm => {
+            return Err(
+                "backend vm is not available yet; use --backend native or docker".to_owned(),
+            );
+        }
+    };
     let plan = if args.agent.is_none() && args.bottles.is_empty() {
         Plan::default_bottle()
     } else {
@@ -85,8 +87,10 @@ fn prepare(args: &RunArgs) -> Result<(LaunchPlan, LaunchOptions), String> {
             .map(|provider| provider.prepared.home_files.clone())
             .unwrap_or_default(),
         agent_install: provider.and_then(|provider| provider.install_dir),
+        dockerfile: plan.dockerfile.as_ref().map(|file| file.value.clone()),
     };
     let options = LaunchOptions {
+        backend,
         config_dir: sources.config_dir,
         workspace: args.workspace.clone(),
         label: args.label.clone(),

@@ -5,6 +5,7 @@
 //! can outlive the other and a dying launcher takes both with it.
 
 mod deploy_keys;
+mod docker;
 mod environment;
 mod slug;
 mod state;
@@ -21,6 +22,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, anyhow, bail};
 
 pub use deploy_keys::check as check_revocation;
+pub use docker::describe_runtime as describe_docker_runtime;
+pub use docker::remove_stale_sidecar_images;
 pub use environment::EnvSource;
 use state::{BottleDirs, Meta};
 use supervise::Outcome;
@@ -73,6 +76,8 @@ pub struct LaunchPlan {
     pub home_files: Vec<bottle_providers::HomeFile>,
     /// The installed agent CLI, bound read-only into the bottle.
     pub agent_install: Option<PathBuf>,
+    /// The custom agent image's Dockerfile (docker backend).
+    pub dockerfile: Option<PathBuf>,
 }
 
 /// A repository of the git gate, with the forge settings when its deploy key is
@@ -86,9 +91,26 @@ pub struct PlannedRepo {
 /// Options of one launch that do not come from the plan.
 #[derive(Debug)]
 pub struct LaunchOptions {
+    pub backend: BackendKind,
     pub config_dir: PathBuf,
     pub workspace: Option<PathBuf>,
     pub label: Option<String>,
+}
+
+/// The backends that can launch a bottle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Native,
+    Docker,
+}
+
+impl BackendKind {
+    fn name(self) -> &'static str {
+        match self {
+            BackendKind::Native => "native",
+            BackendKind::Docker => "docker",
+        }
+    }
 }
 
 /// Launches the bottle and returns the exit status `bottle run` should have.
@@ -113,7 +135,10 @@ pub fn run(plan: &LaunchPlan, options: &LaunchOptions) -> Exit {
     // revocation of deploy keys short.
     let signals = supervise::Signals::install();
     let result = match &signals {
-        Ok(signals) => launch(plan, options, &slug, &dirs, signals),
+        Ok(signals) => match options.backend {
+            BackendKind::Native => launch(plan, options, &slug, &dirs, signals),
+            BackendKind::Docker => docker::launch(plan, options, &slug, &dirs, signals),
+        },
         Err(err) => Err(anyhow!("{err:#}")),
     };
 
@@ -155,6 +180,30 @@ fn phase(slug: &str, text: &str) {
     eprintln!("bottle: [{slug}] {text}");
 }
 
+/// What every backend runs, prepared before anything starts: the sidecar's
+/// configuration, the agent's environment, its workspace and read-only mounts.
+struct Prepared {
+    sidecar: SidecarSpec,
+    env: Vec<(String, String)>,
+    /// The host directory mounted at /workspace.
+    workspace: PathBuf,
+    /// Read-only files and directories the agent sees (CA, git configuration, home
+    /// files, the agent's CLI).
+    mounts: Vec<bottle_sandbox::BindMount>,
+    /// Ports the bottle listens on: the proxy's, and the gate's when it runs.
+    listen_ports: Vec<u16>,
+}
+
+/// The backend-specific inputs of the shared preparation.
+struct PrepareFor<'a> {
+    /// The containers recorded in the metadata (docker backend).
+    containers: &'a [String],
+    /// The executable the gate's pre-receive hook runs, as the sidecar sees it.
+    hook_program: PathBuf,
+    /// The host uid to give a fresh workspace.
+    workspace_owner: Option<u32>,
+}
+
 fn launch(
     plan: &LaunchPlan,
     options: &LaunchOptions,
@@ -162,13 +211,73 @@ fn launch(
     dirs: &BottleDirs,
     signals: &supervise::Signals,
 ) -> Result<Exit> {
+    let exe = std::env::current_exe().context("cannot find the bottle executable")?;
+    let prepared = prepare(
+        plan,
+        options,
+        slug,
+        dirs,
+        &PrepareFor {
+            containers: &[],
+            hook_program: exe.clone(),
+            workspace_owner: fresh_workspace_owner(),
+        },
+    )?;
+
+    let spec = bottle_sandbox::SandboxSpec {
+        command: plan.command.clone(),
+        env: prepared.env,
+        workspace: prepared.workspace,
+        hostname: slug.to_owned(),
+        mounts: prepared.mounts,
+        listen_ports: prepared.listen_ports,
+        limits: bottle_sandbox::Limits::default(),
+    };
+
+    phase(slug, "starting the sandbox");
+    let mut launched = bottle_sandbox::launch(&exe, &spec).context("cannot start the sandbox")?;
+
+    phase(slug, "starting the sidecar");
+    let listeners: Vec<OwnedFd> = std::mem::take(&mut launched.listeners)
+        .into_iter()
+        .map(OwnedFd::from)
+        .collect();
+    let sidecar = match start_sidecar(&exe, &prepared.sidecar, &dirs.state, listeners) {
+        Ok(sidecar) => sidecar,
+        Err(err) => {
+            launched.kill();
+            return Err(err);
+        }
+    };
+
+    phase(slug, "running");
+    let outcome = supervise::wait(launched, sidecar, signals)?;
+    match outcome {
+        Outcome::Bottle(ended) => Ok(supervise::exit_of(&ended)),
+        Outcome::SidecarDied(status) => {
+            bail!("the sidecar exited ({status}); the bottle was stopped")
+        }
+    }
+}
+
+/// Writes the metadata and prepares what every backend runs: tokens, the bottle CA,
+/// deploy keys, the gate's configuration, the workspace, the git configuration, the
+/// agent's environment and read-only mounts.
+fn prepare(
+    plan: &LaunchPlan,
+    options: &LaunchOptions,
+    slug: &str,
+    dirs: &BottleDirs,
+    backend: &PrepareFor<'_>,
+) -> Result<Prepared> {
     let started_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| since.as_secs())
         .unwrap_or_default();
     dirs.write_meta(&Meta {
         slug,
-        backend: "native",
+        backend: options.backend.name(),
+        containers: backend.containers,
         agent: plan.agent.as_deref(),
         bottles: &plan.bottles,
         label: options.label.as_deref(),
@@ -225,7 +334,7 @@ fn launch(
             state_dir: dirs.state.join("gate"),
             repos: repos.into_iter().map(|repo| repo.gate).collect(),
             known_secrets,
-            hook_program: std::env::current_exe().context("cannot find the bottle executable")?,
+            hook_program: backend.hook_program.clone(),
             hook_args: vec![crate::PRE_RECEIVE_ARG.to_owned()],
             limits: bottle_gitgate::GateLimits::default(),
         };
@@ -238,7 +347,7 @@ fn launch(
     let workspace = match &options.workspace {
         Some(dir) => existing_workspace(dir, &options.config_dir)?,
         None => dirs
-            .fresh_workspace(fresh_workspace_owner())
+            .fresh_workspace(backend.workspace_owner)
             .context("cannot create the workspace")?,
     };
 
@@ -271,45 +380,16 @@ fn launch(
         ));
     }
 
-    let spec = bottle_sandbox::SandboxSpec {
-        command: plan.command.clone(),
+    Ok(Prepared {
+        sidecar: SidecarSpec {
+            proxy: sidecar_config,
+            gate: gate_config,
+        },
         env: agent_env.vars,
         workspace,
-        hostname: slug.to_owned(),
         mounts,
         listen_ports,
-        limits: bottle_sandbox::Limits::default(),
-    };
-
-    let exe = std::env::current_exe().context("cannot find the bottle executable")?;
-    phase(slug, "starting the sandbox");
-    let mut launched = bottle_sandbox::launch(&exe, &spec).context("cannot start the sandbox")?;
-
-    phase(slug, "starting the sidecar");
-    let listeners: Vec<OwnedFd> = std::mem::take(&mut launched.listeners)
-        .into_iter()
-        .map(OwnedFd::from)
-        .collect();
-    let sidecar_spec = SidecarSpec {
-        proxy: sidecar_config,
-        gate: gate_config,
-    };
-    let sidecar = match start_sidecar(&exe, &sidecar_spec, &dirs.state, listeners) {
-        Ok(sidecar) => sidecar,
-        Err(err) => {
-            launched.kill();
-            return Err(err);
-        }
-    };
-
-    phase(slug, "running");
-    let outcome = supervise::wait(launched, sidecar, signals)?;
-    match outcome {
-        Outcome::Bottle(ended) => Ok(supervise::exit_of(&ended)),
-        Outcome::SidecarDied(status) => {
-            bail!("the sidecar exited ({status}); the bottle was stopped")
-        }
-    }
+    })
 }
 
 /// Returns the host uid to give a fresh workspace: the agent's own when the launcher

@@ -26,6 +26,9 @@ pub struct BottleDirs {
 pub struct Meta<'a> {
     pub slug: &'a str,
     pub backend: &'a str,
+    /// The bottle's containers (docker backend).
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub containers: &'a [String],
     pub agent: Option<&'a str>,
     pub bottles: &'a [String],
     pub label: Option<&'a str>,

@@ -191,6 +191,26 @@ impl Signals {
     }
 }
 
+impl Signals {
+    /// Returns copies of the interrupt (SIGINT) and terminate (SIGTERM, SIGHUP) pipes,
+    /// for a launcher that waits on them in an async runtime.
+    pub fn pipes(
+        &self,
+    ) -> Result<(
+        std::os::unix::net::UnixStream,
+        std::os::unix::net::UnixStream,
+    )> {
+        Ok((
+            self.interrupt
+                .try_clone()
+                .context("cannot copy the signal pipe")?,
+            self.terminate
+                .try_clone()
+                .context("cannot copy the signal pipe")?,
+        ))
+    }
+}
+
 impl Drop for Signals {
     fn drop(&mut self) {
         for id in self.ids.drain(..) {

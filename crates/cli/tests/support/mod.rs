@@ -254,3 +254,78 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
         interval = (interval * 2).min(Duration::from_millis(500));
     }
 }
+
+/// The backend a test launches bottles on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Native,
+    Docker,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Native => "native",
+            Backend::Docker => "docker",
+        }
+    }
+}
+
+/// Selects the backend of a `bottle run` command, and for docker fails unless the
+/// engine answers and the base image exists.
+pub fn on(backend: Backend, command: &mut Command) -> &mut Command {
+    if backend == Backend::Docker {
+        require_docker();
+    }
+    command.env("BOT_BOTTLE_BACKEND", backend.name())
+}
+
+/// Fails with what to run when the Docker engine or the base image is missing.
+pub fn require_docker() {
+    let info = Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output();
+    assert!(
+        info.as_ref().is_ok_and(|output| output.status.success()),
+        "the docker backend's tests need a running Docker engine; run scripts/test, which \
+         installs docker.io and starts dockerd ({info:?})"
+    );
+    let base = Command::new("docker")
+        .args(["image", "inspect", "bot-bottle/base:bookworm"])
+        .output()
+        .expect("run docker image inspect");
+    assert!(
+        base.status.success(),
+        "the base image bot-bottle/base:bookworm is missing; run scripts/docker-base (scripts/test \
+         does)"
+    );
+}
+
+/// Runs `docker ARGS` and returns its stdout, failing the test when it fails.
+pub fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Names of the containers carrying the label `bot-bottle.slug=SLUG`.
+pub fn containers_of(slug: &str) -> Vec<String> {
+    docker(&[
+        "ps",
+        "-a",
+        "--filter",
+        &format!("label=bot-bottle.slug={slug}"),
+        "--format",
+        "{{.Names}}",
+    ])
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}

@@ -1,6 +1,6 @@
-//! The main job end to end on the native backend. An agent clones a real repository
-//! through the git gate and pushes a clean commit to a real `sshd` upstream. A commit
-//! with a token is rejected, and the agent calls an API host through the proxy.
+//! The main job end to end on each backend. An agent clones a real repository through
+//! the git gate and pushes a clean commit to a real `sshd` upstream. A commit with a
+//! token is rejected, and the agent calls an API host through the proxy.
 
 mod support;
 
@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use bottle_testkit::git::{Sshd, build_upstream, fake_github_token, keygen, upstream_ref};
 use support::{
-    API_HOST, FakeApi, HostUser, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command, files_containing,
-    run,
+    API_HOST, Backend, FakeApi, HostUser, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command,
+    files_containing, on, run,
 };
 
 /// The scripted agent. Each step leaves its result under /workspace/out.
@@ -38,7 +38,9 @@ curl -sS --max-time 20 "https://__API__/v1/models" > "$out/api.body" 2> "$out/ap
 echo $? > "$out/api.rc"
 curl -sS --max-time 20 http://evil.example/ > "$out/evil.body" 2>&1
 cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline > "$out/proc.dump" 2> /dev/null
-cp -r /home/agent /tmp /etc/bottle /etc/gitconfig "$out/" 2> /dev/null
+cp -r /home/agent /tmp /etc/bottle "$out/" 2> /dev/null
+# The host's /etc/gitconfig is visible on native; the docker images have none.
+if test -e /etc/gitconfig; then cp /etc/gitconfig "$out/"; fi
 "#;
 
 struct Upstream {
@@ -97,8 +99,7 @@ fn read(out: &Path, name: &str) -> String {
     fs::read_to_string(out.join(name)).unwrap_or_else(|err| panic!("read out/{name}: {err}"))
 }
 
-#[test]
-fn clone_push_scan_and_call_api() {
+fn clone_push_scan_and_call_api_on(backend: Backend) {
     let api = FakeApi::start();
     let sandbox = Sandbox::new();
     let upstream = upstream(&sandbox);
@@ -112,19 +113,22 @@ fn clone_push_scan_and_call_api() {
         .replace("__URL__", &upstream.sshd.url(&upstream.repo))
         .replace("__API__", API_HOST);
     let workspace = sandbox.workspace().display().to_string();
-    let output = run(bottle_command(
-        &sandbox,
-        HostUser::Root,
-        &[
-            "run",
-            "worker",
-            "--workspace",
-            &workspace,
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
+    let output = run(on(
+        backend,
+        &mut bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &[
+                "run",
+                "worker",
+                "--workspace",
+                &workspace,
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+        ),
     )
     .env(TOKEN_VAR, REAL_TOKEN)
     .env("BOTTLE_E2E_FAKE_TOKEN", &token));
@@ -212,7 +216,16 @@ fn clone_push_scan_and_call_api() {
 }
 
 #[test]
-fn wrong_host_key_fails_and_names_repo() {
+fn clone_push_scan_and_call_api() {
+    clone_push_scan_and_call_api_on(Backend::Native);
+}
+
+#[test]
+fn docker_clone_push_scan_and_call_api() {
+    clone_push_scan_and_call_api_on(Backend::Docker);
+}
+
+fn wrong_host_key_fails_and_names_repo_on(backend: Backend) {
     let api = FakeApi::start();
     let sandbox = Sandbox::new();
     let upstream = upstream(&sandbox);
@@ -228,10 +241,13 @@ fn wrong_host_key_fails_and_names_repo() {
     let before = upstream_ref(&upstream.repo, "refs/heads/main");
 
     let url = bottle_upstream.sshd.url(&upstream.repo);
-    let output = run(bottle_command(
-        &sandbox,
-        HostUser::Root,
-        &["run", "worker", "--", "git", "clone", &url, "/tmp/w"],
+    let output = run(on(
+        backend,
+        &mut bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &["run", "worker", "--", "git", "clone", &url, "/tmp/w"],
+        ),
     )
     .env(TOKEN_VAR, REAL_TOKEN)
     .env("BOTTLE_E2E_FAKE_TOKEN", fake_github_token()));
@@ -242,6 +258,16 @@ fn wrong_host_key_fails_and_names_repo() {
         "the error does not name the repo: {stderr}"
     );
     assert_eq!(upstream_ref(&upstream.repo, "refs/heads/main"), before);
+}
+
+#[test]
+fn wrong_host_key_fails_and_names_repo() {
+    wrong_host_key_fails_and_names_repo_on(Backend::Native);
+}
+
+#[test]
+fn docker_wrong_host_key_fails_and_names_repo() {
+    wrong_host_key_fails_and_names_repo_on(Backend::Docker);
 }
 
 #[test]

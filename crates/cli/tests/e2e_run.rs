@@ -1,5 +1,7 @@
-//! End-to-end tests of `bottle run` on the native backend: a real sandbox, a real
-//! sidecar, and a fake API host on loopback with its own test CA.
+//! End-to-end tests of `bottle run` on each backend: a real bottle (the native sandbox,
+//! or the docker backend's containers on a real engine), a real sidecar, and a fake API
+//! host on loopback with its own test CA. Each scenario takes the backend; the
+//! `#[test]` wrappers name it. The docker tests run as root only.
 
 mod support;
 
@@ -10,8 +12,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::{
-    API_HOST, FakeApi, HostUser, KillOnDrop, REAL_TOKEN, Sandbox, TOKEN_VAR, bottle_command,
-    files_containing, pids_with_arg, run, wait_for,
+    API_HOST, Backend, FakeApi, HostUser, KillOnDrop, REAL_TOKEN, Sandbox, TOKEN_VAR,
+    bottle_command, containers_of, docker, files_containing, on, pids_with_arg, run, wait_for,
 };
 
 /// The scripted agent: each step writes its result under /workspace/out for the test
@@ -42,6 +44,12 @@ cat /proc/[0-9]*/environ /proc/[0-9]*/cmdline > "$out/proc.dump" 2> /dev/null
 env > "$out/env"
 cp -r /home/agent /tmp /etc/bottle "$out/private/" 2> /dev/null
 id -u > "$out/uid"
+cat /proc/net/dev > "$out/netdev"
+grep CapEff /proc/self/status > "$out/capeff"
+test -e /var/run/docker.sock || test -e /run/docker.sock
+echo $? > "$out/docker-sock.rc"
+getent hosts __API__ > "$out/resolve.out" 2>&1
+echo $? > "$out/resolve.rc"
 exit 7
 "#;
 
@@ -59,7 +67,17 @@ fn read(out: &Path, name: &str) -> String {
     fs::read_to_string(out.join(name)).unwrap_or_else(|err| panic!("read out/{name}: {err}"))
 }
 
-fn scenario(user: HostUser) {
+/// Returns the names of the network interfaces in a copy of /proc/net/dev.
+fn interfaces(netdev: &str) -> Vec<String> {
+    netdev
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split(':').next())
+        .map(|name| name.trim().to_owned())
+        .collect()
+}
+
+fn scenario(backend: Backend, user: HostUser) {
     let api = FakeApi::start();
     let sandbox = Sandbox::new();
     sandbox.write_api_bottle(&api);
@@ -76,21 +94,25 @@ fn scenario(user: HostUser) {
     }
 
     let workspace = sandbox.workspace().display().to_string();
-    let output = run(bottle_command(
-        &sandbox,
-        user,
-        &[
-            "run",
-            "scripted",
-            "--label",
-            "e2e",
-            "--workspace",
-            &workspace,
-            "--",
-            "sh",
-            "-c",
-            &script,
-        ],
+    let label = format!("e2e-{}", backend.name());
+    let output = run(on(
+        backend,
+        &mut bottle_command(
+            &sandbox,
+            user,
+            &[
+                "run",
+                "scripted",
+                "--label",
+                &label,
+                "--workspace",
+                &workspace,
+                "--",
+                "sh",
+                "-c",
+                &script,
+            ],
+        ),
     )
     .env(TOKEN_VAR, REAL_TOKEN));
 
@@ -136,7 +158,7 @@ fn scenario(user: HostUser) {
         evil_body.starts_with("bottle: "),
         "plain HTTP to evil.example: {evil_body}"
     );
-    let audit = fs::read_to_string(sandbox.config().join("logs/e2e/egress.jsonl"))
+    let audit = fs::read_to_string(sandbox.config().join(format!("logs/{label}/egress.jsonl")))
         .expect("read the audit log");
     let evil_line = audit
         .lines()
@@ -177,6 +199,30 @@ fn scenario(user: HostUser) {
     );
     assert_eq!(read(&out, "uid").trim(), "1000");
 
+    // Only loopback, no capabilities, no engine socket, no name resolution.
+    assert_eq!(
+        interfaces(&read(&out, "netdev")),
+        ["lo"],
+        "{}",
+        read(&out, "netdev")
+    );
+    assert_eq!(
+        read(&out, "capeff").split_whitespace().nth(1),
+        Some("0000000000000000"),
+        "the agent has capabilities"
+    );
+    assert_ne!(
+        read(&out, "docker-sock.rc").trim(),
+        "0",
+        "the engine socket is inside"
+    );
+    assert_ne!(
+        read(&out, "resolve.rc").trim(),
+        "0",
+        "the bottle resolved {API_HOST}: {}",
+        read(&out, "resolve.out")
+    );
+
     // The real token is nowhere the agent can read: environment, argv, private files.
     let leaked = files_containing(&out, REAL_TOKEN.as_bytes());
     assert!(
@@ -193,41 +239,104 @@ fn scenario(user: HostUser) {
 
     // A clean run leaves no state behind; its logs stay.
     assert!(
-        !sandbox.config().join("state/e2e").exists(),
+        !sandbox.config().join(format!("state/{label}")).exists(),
         "state left behind"
     );
+    if backend == Backend::Docker {
+        assert!(containers_of(&label).is_empty(), "containers left behind");
+    }
 }
 
 #[test]
 fn scenario_as_root() {
-    scenario(HostUser::Root);
+    scenario(Backend::Native, HostUser::Root);
 }
 
 #[test]
 fn scenario_rootless() {
-    scenario(HostUser::Rootless);
+    scenario(Backend::Native, HostUser::Rootless);
 }
 
 #[test]
-fn killing_sidecar_stops_bottle() {
+fn docker_scenario_as_root() {
+    scenario(Backend::Docker, HostUser::Root);
+}
+
+/// A marker argument unique to one test and backend, so that concurrent tests never
+/// see each other's processes.
+fn marker(base: u32, backend: Backend) -> String {
+    match backend {
+        Backend::Native => base.to_string(),
+        Backend::Docker => (base + 100).to_string(),
+    }
+}
+
+fn killing_sidecar_stops_bottle_on(backend: Backend) {
     let sandbox = Sandbox::new();
-    let marker = "6001";
+    let marker = marker(6001, backend);
+    let marker = marker.as_str();
+    let label = format!("kill-sidecar-{}", backend.name());
     // The marker is an argument of the agent's `sleep` alone, not of the launcher.
     let agent = format!("exec sleep {marker}");
     let mut child = KillOnDrop(
-        bottle_command(
-            &sandbox,
-            HostUser::Root,
-            &["run", "--label", "kill-sidecar", "--", "sh", "-c", &agent],
+        on(
+            backend,
+            &mut bottle_command(
+                &sandbox,
+                HostUser::Root,
+                &["run", "--label", &label, "--", "sh", "-c", &agent],
+            ),
         )
         .stdin(Stdio::null())
         .spawn()
         .expect("start bottle"),
     );
 
-    wait_for("the agent to start", Duration::from_secs(30), || {
+    wait_for("the agent to start", Duration::from_secs(60), || {
         !pids_with_arg(marker).is_empty()
     });
+    if backend == Backend::Docker {
+        docker(&["kill", &format!("bottle-{label}-sidecar")]);
+    } else {
+        kill_native_sidecar(&child);
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the bottle kept running without its sidecar"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(125));
+    // The kernel kills the rest of a pid namespace after its init exits, which can take
+    // a moment after the launcher has reaped the bottle.
+    wait_for(
+        "the agent to end after its sidecar",
+        Duration::from_secs(10),
+        || pids_with_arg(marker).is_empty(),
+    );
+    if backend == Backend::Docker {
+        assert!(containers_of(&label).is_empty(), "containers left behind");
+    }
+}
+
+#[test]
+fn killing_sidecar_stops_bottle() {
+    killing_sidecar_stops_bottle_on(Backend::Native);
+}
+
+#[test]
+fn docker_killing_sidecar_stops_bottle() {
+    killing_sidecar_stops_bottle_on(Backend::Docker);
+}
+
+/// Kills the native sidecar, a child process of the launcher.
+fn kill_native_sidecar(child: &KillOnDrop) {
     let launcher = child.0.id();
     let find_sidecar = || {
         fs::read_to_string(format!("/proc/{launcher}/task/{launcher}/children"))
@@ -248,48 +357,48 @@ fn killing_sidecar_stops_bottle() {
         .status()
         .expect("kill");
     assert!(killed.success());
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the bottle kept running without its sidecar"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(125));
-    assert!(
-        pids_with_arg(marker).is_empty(),
-        "the agent outlived its sidecar"
-    );
 }
 
-#[test]
-fn failed_launch_leaves_nothing() {
+fn failed_launch_leaves_nothing_on(backend: Backend) {
     let sandbox = Sandbox::new();
+    let label = format!("half-{}", backend.name());
+    let marker = marker(6002, backend);
     sandbox.write(
         "config/bottles/broken.md",
         "---\negress:\n  routes:\n    - host: api.allowed.example\n      upstream_ca: /nonexistent/ca.pem\n---\n",
     );
     sandbox.write("config/agents/broken.md", "---\nbottle: broken\n---\n");
-    let output = run(&mut bottle_command(
-        &sandbox,
-        HostUser::Root,
-        &["run", "broken", "--label", "half", "--", "sleep", "6002"],
+    let output = run(on(
+        backend,
+        &mut bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &["run", "broken", "--label", &label, "--", "sleep", &marker],
+        ),
     ));
 
     assert_eq!(output.status.code(), Some(125));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
-    let state = sandbox.config().join("state/half");
+    let state = sandbox.config().join(format!("state/{label}"));
     assert!(!state.exists(), "state left behind: {}", state.display());
     assert!(
-        pids_with_arg("6002").is_empty(),
+        pids_with_arg(&marker).is_empty(),
         "a process of the failed launch is alive"
     );
+    if backend == Backend::Docker {
+        assert!(containers_of(&label).is_empty(), "containers left behind");
+    }
+}
+
+#[test]
+fn failed_launch_leaves_nothing() {
+    failed_launch_leaves_nothing_on(Backend::Native);
+}
+
+#[test]
+fn docker_failed_launch_leaves_nothing() {
+    failed_launch_leaves_nothing_on(Backend::Docker);
 }
 
 #[test]
@@ -311,17 +420,29 @@ fn missing_token_stops_launch() {
     );
 }
 
-#[test]
-fn exit_codes_follow_command() {
+fn exit_codes_follow_command_on(backend: Backend) {
     let sandbox = Sandbox::new();
     for (args, expected) in [
         (&["run", "--", "sh", "-c", "exit 3"][..], 3),
         (&["run", "--", "/nonexistent-command"][..], 127),
         (&["run", "--", "/etc/hostname"][..], 126),
     ] {
-        let output = run(&mut bottle_command(&sandbox, HostUser::Root, args));
+        let output = run(on(
+            backend,
+            &mut bottle_command(&sandbox, HostUser::Root, args),
+        ));
         assert_eq!(output.status.code(), Some(expected), "{args:?}");
     }
+}
+
+#[test]
+fn exit_codes_follow_command() {
+    exit_codes_follow_command_on(Backend::Native);
+}
+
+#[test]
+fn docker_exit_codes_follow_command() {
+    exit_codes_follow_command_on(Backend::Docker);
 }
 
 #[test]
@@ -411,29 +532,33 @@ fn workspace_overlapping_config_refused() {
     assert_eq!(output.status.code(), Some(0));
 }
 
-#[test]
-fn sigterm_stops_agent_ignoring_signals() {
+fn sigterm_stops_agent_ignoring_signals_on(backend: Backend) {
     let sandbox = Sandbox::new();
-    let marker = "6005";
+    let marker = marker(6005, backend);
+    let marker = marker.as_str();
+    let label = format!("stubborn-{}", backend.name());
     let mut child = KillOnDrop(
-        bottle_command(
-            &sandbox,
-            HostUser::Root,
-            &[
-                "run",
-                "--label",
-                "stubborn",
-                "--",
-                "sh",
-                "-c",
-                &format!("trap '' INT TERM HUP; sleep {marker}"),
-            ],
+        on(
+            backend,
+            &mut bottle_command(
+                &sandbox,
+                HostUser::Root,
+                &[
+                    "run",
+                    "--label",
+                    &label,
+                    "--",
+                    "sh",
+                    "-c",
+                    &format!("trap '' INT TERM HUP; sleep {marker}"),
+                ],
+            ),
         )
         .stdin(Stdio::null())
         .spawn()
         .expect("start bottle"),
     );
-    wait_for("the agent to start", Duration::from_secs(30), || {
+    wait_for("the agent to start", Duration::from_secs(60), || {
         !pids_with_arg(marker).is_empty()
     });
 
@@ -453,12 +578,28 @@ fn sigterm_stops_agent_ignoring_signals() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_ne!(status.code(), Some(0));
-    assert!(
-        pids_with_arg(marker).is_empty(),
-        "the agent outlived SIGTERM"
+    // The kernel kills the rest of a pid namespace after its init exits, which can take
+    // a moment after the launcher has reaped the bottle.
+    wait_for(
+        "the agent to end after SIGTERM",
+        Duration::from_secs(10),
+        || pids_with_arg(marker).is_empty(),
     );
     assert!(
-        !sandbox.config().join("state/stubborn").exists(),
+        !sandbox.config().join(format!("state/{label}")).exists(),
         "state left behind"
     );
+    if backend == Backend::Docker {
+        assert!(containers_of(&label).is_empty(), "containers left behind");
+    }
+}
+
+#[test]
+fn sigterm_stops_agent_ignoring_signals() {
+    sigterm_stops_agent_ignoring_signals_on(Backend::Native);
+}
+
+#[test]
+fn docker_sigterm_stops_agent_ignoring_signals() {
+    sigterm_stops_agent_ignoring_signals_on(Backend::Docker);
 }
