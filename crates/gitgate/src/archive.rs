@@ -1,19 +1,31 @@
-//! Bounded expansion of compressed blobs, so the scanner also reads the members of gzip
-//! files (`.gz`, `.tar.gz`) and zip archives (`.zip`, `.jar`).
+//! Bounded expansion of compressed blobs, so the scanner also reads the contents of gzip,
+//! bzip2, xz, zstd and zlib streams (`.gz`, `.tar.gz`, `.bz2`, `.xz`, `.zst`, zlib data)
+//! and the members of zip archives (`.zip`, `.jar`).
 //!
 //! Blobs are recognised by their magic bytes, not their names. The expansion fails closed:
 //! an archive that cannot be parsed, a member that is encrypted or uses another compression
 //! method, or output beyond the byte budget rejects the push instead of skipping the member.
 //! A tar archive is not compressed, so its members are already scanned as the raw blob.
+//!
+//! Zlib has only a two-byte header, which some text files start with by chance (`x^`), so
+//! a blob with a zlib header that does not decode is rejected only when it is not UTF-8
+//! text; text is scanned as it is, like any other text file.
 
-use std::io::Read;
+use std::io::{self, Read, Write};
 
-use flate2::read::{DeflateDecoder, MultiGzDecoder};
+use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 
 /// Maximum nesting depth of archives inside archives that are expanded.
 const MAX_DEPTH: usize = 3;
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+const XZ_MAGIC: &[u8] = &[0xfd, b'7', b'z', b'X', b'Z', 0x00];
+const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// `BZh`, then the block size `1`..`9`, then the first block's magic (the digits of pi)
+/// or the end-of-stream magic (the square root of pi) of an empty stream.
+const BZIP2_PREFIX: &[u8] = b"BZh";
+const BZIP2_BLOCK: &[u8] = &[0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
+const BZIP2_END: &[u8] = &[0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
 const ZIP_LOCAL_MAGIC: &[u8] = b"PK\x03\x04";
 const ZIP_EMPTY_MAGIC: &[u8] = b"PK\x05\x06";
 const ZIP_END_SIGNATURE: u32 = 0x0605_4b50;
@@ -21,14 +33,16 @@ const ZIP_CENTRAL_SIGNATURE: u32 = 0x0201_4b50;
 const ZIP_LOCAL_SIGNATURE: u32 = 0x0403_4b50;
 
 /// One expanded member. `name` is the path inside the archive, with `!` between levels;
-/// a gzip member is named `<gzip>`.
+/// the contents of a compressed stream are named after its format: `<gzip>`, `<bzip2>`,
+/// `<xz>`, `<zstd>` or `<zlib>`.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Member {
     pub name: String,
     pub data: Vec<u8>,
 }
 
-/// Expands `blob` if it is a gzip file or a zip archive, recursively up to three levels.
+/// Expands `blob` if it is a compressed stream or a zip archive, recursively up to three
+/// levels.
 /// `budget` is the largest number of expanded bytes in total. Returns no members for any
 /// other blob.
 pub(crate) fn expand(blob: &[u8], budget: u64) -> Result<Vec<Member>, String> {
@@ -38,8 +52,69 @@ pub(crate) fn expand(blob: &[u8], budget: u64) -> Result<Vec<Member>, String> {
     Ok(members)
 }
 
+/// A compressed stream format recognised by its magic bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stream {
+    Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+    Zlib,
+}
+
+impl Stream {
+    fn detect(blob: &[u8]) -> Option<Stream> {
+        if blob.starts_with(GZIP_MAGIC) {
+            Some(Stream::Gzip)
+        } else if is_bzip2(blob) {
+            Some(Stream::Bzip2)
+        } else if blob.starts_with(XZ_MAGIC) {
+            Some(Stream::Xz)
+        } else if blob.starts_with(ZSTD_MAGIC) {
+            Some(Stream::Zstd)
+        } else if is_zlib_header(blob) {
+            Some(Stream::Zlib)
+        } else {
+            None
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Stream::Gzip => "gzip",
+            Stream::Bzip2 => "bzip2",
+            Stream::Xz => "xz",
+            Stream::Zstd => "zstd",
+            Stream::Zlib => "zlib",
+        }
+    }
+}
+
+fn is_bzip2(blob: &[u8]) -> bool {
+    blob.starts_with(BZIP2_PREFIX)
+        && blob
+            .get(3)
+            .is_some_and(|level| (b'1'..=b'9').contains(level))
+        && blob
+            .get(4..10)
+            .is_some_and(|magic| magic == BZIP2_BLOCK || magic == BZIP2_END)
+}
+
+/// Returns whether `blob` starts with a zlib header (RFC 1950): deflate with a window of
+/// at most 32 KiB, a valid header check, and no preset dictionary, which git and common
+/// tools never use.
+fn is_zlib_header(blob: &[u8]) -> bool {
+    let [cmf, flags, ..] = *blob else {
+        return false;
+    };
+    let deflate = cmf & 0x0f == 8 && cmf >> 4 <= 7;
+    let checked = (u16::from(cmf) << 8 | u16::from(flags)) % 31 == 0;
+    let preset_dictionary = flags & 0x20 != 0;
+    deflate && checked && !preset_dictionary
+}
+
 fn is_archive(blob: &[u8]) -> bool {
-    blob.starts_with(GZIP_MAGIC)
+    Stream::detect(blob).is_some()
         || blob.starts_with(ZIP_LOCAL_MAGIC)
         || blob.starts_with(ZIP_EMPTY_MAGIC)
 }
@@ -52,10 +127,20 @@ fn expand_into(
     remaining: &mut u64,
     out: &mut Vec<Member>,
 ) -> Result<(), String> {
-    let expanded = if blob.starts_with(GZIP_MAGIC) {
-        let data = inflate(MultiGzDecoder::new(blob), budget, remaining)
-            .map_err(|reason| format!("gzip data {reason}"))?;
-        vec![(join(prefix, "<gzip>"), data)]
+    let expanded = if let Some(stream) = Stream::detect(blob) {
+        match decompress(stream, blob, budget, remaining) {
+            Ok(data) => vec![(join(prefix, &format!("<{}>", stream.name())), data)],
+            Err(_) if stream == Stream::Zlib && std::str::from_utf8(blob).is_ok() => {
+                // Text with a zlib-like start. Whatever part of it decodes is scanned too,
+                // in case it is a truncated stream made of text bytes.
+                let data = partial_inflate(ZlibDecoder::new(blob), remaining);
+                if data.is_empty() {
+                    return Ok(());
+                }
+                vec![(join(prefix, "<zlib>"), data)]
+            }
+            Err(reason) => return Err(format!("{} data {reason}", stream.name())),
+        }
     } else if blob.starts_with(ZIP_LOCAL_MAGIC) || blob.starts_with(ZIP_EMPTY_MAGIC) {
         zip_members(blob, budget, remaining)?
             .into_iter()
@@ -87,6 +172,78 @@ fn join(prefix: &str, name: &str) -> String {
     }
 }
 
+/// Decompresses one stream within the budget.
+fn decompress(
+    stream: Stream,
+    blob: &[u8],
+    budget: u64,
+    remaining: &mut u64,
+) -> Result<Vec<u8>, String> {
+    match stream {
+        Stream::Gzip => inflate(MultiGzDecoder::new(blob), budget, remaining),
+        Stream::Bzip2 => inflate(bzip2::read::MultiBzDecoder::new(blob), budget, remaining),
+        Stream::Zlib => inflate(ZlibDecoder::new(blob), budget, remaining),
+        Stream::Zstd => {
+            let decoder = ruzstd::decoding::StreamingDecoder::new(blob)
+                .map_err(|error| format!("is invalid: {error}"))?;
+            inflate(decoder, budget, remaining)
+        }
+        Stream::Xz => {
+            let mut output = BudgetWriter {
+                data: Vec::new(),
+                limit: *remaining,
+            };
+            let mut input = blob;
+            let result = lzma_rs::xz_decompress(&mut input, &mut output);
+            if output.data.len() as u64 > *remaining {
+                return Err(over_budget(budget));
+            }
+            result.map_err(|error| format!("is invalid: {error}"))?;
+            *remaining -= output.data.len() as u64;
+            Ok(output.data)
+        }
+    }
+}
+
+fn over_budget(budget: u64) -> String {
+    format!("expands to more than {budget} bytes, the limit for one file and its archive members")
+}
+
+/// A writer that keeps at most `limit` bytes plus one, and then fails, so a decoder that
+/// writes rather than reads stops at the budget.
+struct BudgetWriter {
+    data: Vec<u8>,
+    limit: u64,
+}
+
+impl Write for BudgetWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let room = (self.limit + 1).saturating_sub(self.data.len() as u64);
+        if room == 0 {
+            return Err(io::Error::other("the output passed the budget"));
+        }
+        let take = buf.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        self.data.extend_from_slice(&buf[..take]);
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads a decoder up to its first error or `remaining` bytes, and returns what it read.
+fn partial_inflate(decoder: impl Read, remaining: &mut u64) -> Vec<u8> {
+    let mut reader = decoder.take(*remaining);
+    let mut data = Vec::new();
+    let mut buffer = [0u8; 8192];
+    while let Ok(n @ 1..) = reader.read(&mut buffer) {
+        data.extend_from_slice(&buffer[..n]);
+    }
+    *remaining -= data.len() as u64;
+    data
+}
+
 /// Reads a decoder to its end, failing once the output passes `remaining` bytes.
 fn inflate(decoder: impl Read, budget: u64, remaining: &mut u64) -> Result<Vec<u8>, String> {
     let mut data = Vec::new();
@@ -96,9 +253,7 @@ fn inflate(decoder: impl Read, budget: u64, remaining: &mut u64) -> Result<Vec<u
         .map_err(|error| format!("is invalid: {error}"))?;
     let len = data.len() as u64;
     if len > *remaining {
-        return Err(format!(
-            "expands to more than {budget} bytes, the limit for one file and its archive members"
-        ));
+        return Err(over_budget(budget));
     }
     *remaining -= len;
     Ok(data)
