@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use bottle_queue::{Item, Kind, Queue, Summary, Verdict, bottle_queue_dir};
+use bottle_queue::{
+    GitFinding, GitPush, GitRefUpdate, Item, Kind, Queue, Summary, Verdict, bottle_queue_dir,
+};
 use predicates::str::contains;
 
 const DIGEST: &str = "5f0c6d2e";
@@ -142,4 +144,57 @@ fn expired_id_fails() {
         .code(1)
         .stderr(contains("has expired"));
     assert_eq!(queue.decision(&item.id, DIGEST).expect("read"), None);
+}
+
+#[test]
+fn git_push_item_listed_and_approved() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let queue = Queue::new(bottle_queue_dir(config.path(), "demo"));
+    let push = GitPush::new(
+        "widgets",
+        &[GitRefUpdate {
+            name: "refs/heads/main".into(),
+            old: "a".repeat(40),
+            new: "b".repeat(40),
+        }],
+        &[GitFinding {
+            commit: Some("c".repeat(40)),
+            place: "file config/app.env\u{1b}[2J".into(),
+            line: 2,
+            rule: "github-pat".into(),
+            suppressed_by: "gitleaks:allow".into(),
+        }],
+    );
+    let digest = push.digest();
+    let item = queue
+        .submit_git_push("demo", push, Duration::from_secs(300))
+        .expect("queue a push");
+
+    let output = bottle(config.path())
+        .args(["supervise", "--list"])
+        .output()
+        .expect("run bottle");
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains(&item.id), "{text}");
+    assert!(text.contains("git-push"), "{text}");
+    assert!(
+        text.contains("push widgets refs/heads/main@bbbbbbbbbbbb"),
+        "{text}"
+    );
+    assert!(
+        text.contains("github-pat in file config/app.env?[2J line 2 (gitleaks:allow)"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+
+    bottle(config.path())
+        .args(["approve", &item.id])
+        .assert()
+        .success()
+        .stdout(contains(format!("approved {} in bottle demo", item.id)));
+    let decision = queue
+        .decision(&item.id, &digest)
+        .expect("read the decision");
+    assert_eq!(decision.map(|d| d.verdict), Some(Verdict::Approve));
 }

@@ -2,6 +2,10 @@
 //! bzip2, xz, zstd and zlib streams (`.gz`, `.tar.gz`, `.bz2`, `.xz`, `.zst`, zlib data)
 //! and the members of zip archives (`.zip`, `.jar`).
 //!
+//! PNG images are read chunk by chunk: the compressed text chunks (`zTXt`, `iTXt`) and
+//! the image data (`IDAT`) are zlib streams, decompressed like the others; plain `tEXt`
+//! chunks are already seen by the raw scan.
+//!
 //! Blobs are recognised by their magic bytes, not their names. The expansion fails closed:
 //! an archive that cannot be parsed, a member that is encrypted or uses another compression
 //! method, or output beyond the byte budget rejects the push instead of skipping the member.
@@ -26,6 +30,7 @@ const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
 const BZIP2_PREFIX: &[u8] = b"BZh";
 const BZIP2_BLOCK: &[u8] = &[0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
 const BZIP2_END: &[u8] = &[0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
 const ZIP_LOCAL_MAGIC: &[u8] = b"PK\x03\x04";
 const ZIP_EMPTY_MAGIC: &[u8] = b"PK\x05\x06";
 const ZIP_END_SIGNATURE: u32 = 0x0605_4b50;
@@ -41,8 +46,12 @@ pub(crate) struct Member {
     pub data: Vec<u8>,
 }
 
-/// Expands `blob` if it is a compressed stream or a zip archive, recursively up to three
-/// levels.
+// TODO(security): 7z and rar archives, raw deflate without a header, and compressed
+// streams inside other formats (PDF streams) are not expanded, so they are scanned only
+// as raw bytes.
+
+/// Expands `blob` if it is a compressed stream, a PNG image or a zip archive, recursively
+/// up to three levels.
 /// `budget` is the largest number of expanded bytes in total. Returns no members for any
 /// other blob.
 pub(crate) fn expand(blob: &[u8], budget: u64) -> Result<Vec<Member>, String> {
@@ -115,6 +124,7 @@ fn is_zlib_header(blob: &[u8]) -> bool {
 
 fn is_archive(blob: &[u8]) -> bool {
     Stream::detect(blob).is_some()
+        || blob.starts_with(PNG_MAGIC)
         || blob.starts_with(ZIP_LOCAL_MAGIC)
         || blob.starts_with(ZIP_EMPTY_MAGIC)
 }
@@ -141,6 +151,11 @@ fn expand_into(
             }
             Err(reason) => return Err(format!("{} data {reason}", stream.name())),
         }
+    } else if blob.starts_with(PNG_MAGIC) {
+        png_members(blob, budget, remaining)?
+            .into_iter()
+            .map(|(name, data)| (join(prefix, &name), data))
+            .collect()
     } else if blob.starts_with(ZIP_LOCAL_MAGIC) || blob.starts_with(ZIP_EMPTY_MAGIC) {
         zip_members(blob, budget, remaining)?
             .into_iter()
@@ -271,6 +286,81 @@ fn u32_at(bytes: &[u8], offset: usize) -> Option<u32> {
 
 fn usize_at(bytes: &[u8], offset: usize) -> Option<usize> {
     u32_at(bytes, offset).and_then(|value| usize::try_from(value).ok())
+}
+
+/// Returns the decompressed `zTXt` and compressed `iTXt` chunks of a PNG image, named
+/// `<png zTXt>` and `<png iTXt>`, and its image data, `<png IDAT>`.
+fn png_members(
+    png: &[u8],
+    budget: u64,
+    remaining: &mut u64,
+) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let malformed = |what: &str| format!("png image is malformed: {what}");
+    let mut members = Vec::new();
+    let mut image_data = Vec::new();
+    let mut offset = PNG_MAGIC.len();
+    while offset < png.len() {
+        let length = usize_at_be(png, offset).ok_or_else(|| malformed("truncated chunk"))?;
+        let kind = png
+            .get(offset + 4..offset + 8)
+            .ok_or_else(|| malformed("truncated chunk"))?;
+        let data = png
+            .get(offset + 8..(offset + 8).saturating_add(length))
+            .ok_or_else(|| malformed("chunk past the end"))?;
+        offset = offset + 12 + length;
+        let compressed = match kind {
+            b"zTXt" => {
+                let keyword_end = data
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or_else(|| malformed("zTXt without a keyword"))?;
+                data.get(keyword_end + 2..)
+            }
+            b"iTXt" => {
+                let keyword_end = data
+                    .iter()
+                    .position(|&b| b == 0)
+                    .ok_or_else(|| malformed("iTXt without a keyword"))?;
+                // Compression flag, method, then the language tag and the translated
+                // keyword, each ended by a zero byte.
+                let flag = data.get(keyword_end + 1).copied();
+                let mut rest = data.get(keyword_end + 3..).unwrap_or_default();
+                for _ in 0..2 {
+                    let end = rest
+                        .iter()
+                        .position(|&b| b == 0)
+                        .ok_or_else(|| malformed("truncated iTXt"))?;
+                    rest = &rest[end + 1..];
+                }
+                (flag == Some(1)).then_some(rest)
+            }
+            b"IDAT" => {
+                image_data.extend_from_slice(data);
+                None
+            }
+            _ => None,
+        };
+        if let Some(stream) = compressed {
+            let name = format!("<png {}>", String::from_utf8_lossy(kind));
+            let text = inflate(ZlibDecoder::new(stream), budget, remaining)
+                .map_err(|reason| format!("{name} {reason}"))?;
+            members.push((name, text));
+        }
+        if kind == b"IEND" {
+            break;
+        }
+    }
+    if !image_data.is_empty() {
+        let pixels = inflate(ZlibDecoder::new(&image_data[..]), budget, remaining)
+            .map_err(|reason| format!("<png IDAT> {reason}"))?;
+        members.push(("<png IDAT>".to_owned(), pixels));
+    }
+    Ok(members)
+}
+
+fn usize_at_be(bytes: &[u8], offset: usize) -> Option<usize> {
+    let field = bytes.get(offset..offset + 4)?;
+    usize::try_from(u32::from_be_bytes([field[0], field[1], field[2], field[3]])).ok()
 }
 
 /// Reads every member of a zip archive through its central directory.

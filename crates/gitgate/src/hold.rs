@@ -22,7 +22,7 @@ use crate::scan::PushFinding;
 const FIRST_POLL: Duration = Duration::from_millis(25);
 /// Maximum interval between two looks for a decision.
 const MAX_POLL: Duration = Duration::from_millis(500);
-/// Most pushes one gate holds at once; further ones are rejected without being queued,
+/// Maximum number of pushes one gate holds at once; further ones are rejected unqueued,
 /// so an agent cannot flood the operator's queue.
 const MAX_HOLDS: usize = 8;
 

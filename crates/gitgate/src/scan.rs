@@ -141,8 +141,16 @@ pub(crate) async fn scan_push(
     if tips.is_empty() {
         return Ok(Vec::new());
     }
+    let started = std::time::Instant::now();
     let objects = list_new_objects(mirror, quarantine, tips).await?;
     let scanned = scan_objects(mirror, quarantine, scanner, &objects, max_object_bytes).await?;
+    tracing::info!(
+        repo = %mirror.repo.name,
+        objects = objects.len(),
+        bytes = scanned.bytes,
+        elapsed_ms = started.elapsed().as_millis(),
+        "scanned the pushed objects"
+    );
     let mut raw = scanned.findings;
     for found in &mut raw {
         if found.suppressed_by.is_none()
@@ -271,6 +279,7 @@ async fn scan_objects(
                  scanner reads; large files are rejected rather than pushed unscanned"
             ));
         }
+        found.bytes += size;
         let mut contents = vec![0u8; usize::try_from(size).expect("size is below the limit")];
         reader
             .read_exact(&mut contents)
@@ -330,6 +339,8 @@ struct ObjectScan {
     gitmodules: Vec<String>,
     /// Secret scanners' ignore files among the pushed blobs.
     ignore_files: IgnoreFiles,
+    /// Bytes of the objects read, before any expansion.
+    bytes: u64,
 }
 
 fn scan_object(

@@ -284,3 +284,226 @@ fn gzip_bomb_request_gets_4xx() {
     let (status, body) = post(&gate, "/widgets.git/git-receive-pack", &headers, &flush);
     assert_eq!(status, 200, "{body}");
 }
+
+/// Builds a PNG image of one grey pixel with the given extra chunks before the image data.
+fn png(chunks: &[(&[u8; 4], Vec<u8>)], pixel_row: &[u8]) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&u32::try_from(data.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let mut crc = flate2::Crc::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(&crc.sum().to_be_bytes());
+    }
+    let width = u32::try_from(pixel_row.len()).unwrap();
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend_from_slice(&1u32.to_be_bytes());
+    header.extend_from_slice(&[8, 0, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &header);
+    for (kind, data) in chunks {
+        chunk(&mut out, kind, data);
+    }
+    // One scanline: filter type 0, then the grey values.
+    let mut scanline = vec![0u8];
+    scanline.extend_from_slice(pixel_row);
+    chunk(&mut out, b"IDAT", &zlib(&scanline));
+    chunk(&mut out, b"IEND", b"");
+    out
+}
+
+fn ztxt(text: &[u8]) -> Vec<u8> {
+    let mut data = b"Comment\0\0".to_vec();
+    data.extend_from_slice(&zlib(text));
+    data
+}
+
+fn itxt(text: &[u8]) -> Vec<u8> {
+    let mut data = b"Description\0\x01\0en\0\0".to_vec();
+    data.extend_from_slice(&zlib(text));
+    data
+}
+
+/// A row of grey pixels whose values spell a token between runs of black, which deflate
+/// codes rather than stores.
+fn pixels_with_token() -> Vec<u8> {
+    let mut row = vec![0u8; 200];
+    row.extend_from_slice(format!("TOKEN={}", fake_github_token()).as_bytes());
+    row.extend_from_slice(&[0u8; 200]);
+    row
+}
+
+#[test]
+fn png_chunks_are_scanned() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+    let secret = secret_text();
+    let grey = [128u8; 4];
+
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("<png zTXt>", png(&[(b"zTXt", ztxt(&secret))], &grey)),
+        ("<png iTXt>", png(&[(b"iTXt", itxt(&secret))], &grey)),
+        ("<png IDAT>", png(&[], &pixels_with_token())),
+    ];
+    for (member, image) in cases {
+        let token = fake_github_token();
+        assert!(
+            !image.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{member}: the image must hide the token from a raw scan"
+        );
+        let output = push_file(&client, &work, "logo.png", &image);
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{member}: {text}");
+        assert!(
+            text.contains(&format!("file logo.png!{member}")),
+            "{member}: {text}"
+        );
+        assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+    }
+
+    // A PNG whose chunks run past its end cannot be read, so it is rejected.
+    let mut truncated = png(&[(b"zTXt", ztxt(&clean_text()))], &grey);
+    truncated.truncate(truncated.len() - 30);
+    let output = push_file(&client, &work, "cut.png", &truncated);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("png image is malformed"), "{text}");
+
+    // Positive control: the same chunks without the token go through.
+    let clean = png(
+        &[
+            (b"zTXt", ztxt(&clean_text())),
+            (b"iTXt", itxt(&clean_text())),
+        ],
+        &grey,
+    );
+    let output = push_file(&client, &work, "logo.png", &clean);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn private_key_in_jar_rejected() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    // A jar made by git from a scratch repository that is never pushed.
+    let scratch = client.home.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    client.git_ok(&scratch, &["init", "--quiet"]);
+    common::keygen(&client.home.join("deploy_key"));
+    let key = std::fs::read_to_string(client.home.join("deploy_key")).unwrap();
+    client.commit_file(&scratch, "META-INF/keys/deploy.pem", &key, "Add a key");
+    client.git_ok(
+        &scratch,
+        &["archive", "--format=zip", "-o", "../lib.jar", "HEAD"],
+    );
+    client.git_ok(&scratch, &["rm", "--quiet", "-r", "META-INF"]);
+    client.commit_file(
+        &scratch,
+        "META-INF/MANIFEST.MF",
+        "Manifest-Version: 1.0\n",
+        "Manifest",
+    );
+    client.git_ok(
+        &scratch,
+        &["archive", "--format=zip", "-o", "../clean.jar", "HEAD"],
+    );
+
+    let jar = std::fs::read(client.home.join("lib.jar")).unwrap();
+    let output = push_file(&client, &work, "lib.jar", &jar);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(
+        text.contains("file lib.jar!META-INF/keys/deploy.pem"),
+        "{text}"
+    );
+    assert!(text.contains("private-key"), "{text}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+
+    // Positive control: a jar without the key goes through.
+    let clean = std::fs::read(client.home.join("clean.jar")).unwrap();
+    let output = push_file(&client, &work, "lib.jar", &clean);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn padded_large_file_scanned_to_end() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+
+    // 6 MB of zero bytes, past the 5 MB at which some scanners skip a file, then a token.
+    let mut padded = vec![0u8; 6 << 20];
+    padded.extend_from_slice(format!("\nTOKEN={}\n", fake_github_token()).as_bytes());
+    let output = push_file(&client, &work, "padded.key", &padded);
+    let text = stderr(&output);
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("file padded.key"), "{text}");
+    assert!(text.contains("rule github-pat"), "{text}");
+    assert_eq!(upstream_ref(&world.upstream, "refs/heads/main"), before);
+
+    // Positive control: the padding alone goes through.
+    let output = push_file(&client, &work, "padded.key", &vec![0u8; 6 << 20]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn encoded_and_generic_secrets_rejected() {
+    let world = World::new();
+    let repo = world.repo();
+    let known = format!("deploy-{}", "Hq4Vt8Np2Ks6Wb9Z");
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![known.clone()]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+    let before = upstream_ref(&world.upstream, "refs/heads/main");
+    let token = fake_github_token();
+    let hex: String = token.bytes().map(|b| format!("{b:02x}")).collect();
+    let (head, tail) = known.split_at(known.len() / 2);
+
+    let cases = [
+        (
+            "base64",
+            format!("value: {}\n", base64(token.as_bytes())),
+            "github-pat",
+        ),
+        ("hex", format!("value = \"{hex}\"\n"), "github-pat"),
+        (
+            "json password",
+            "{\"Password\": \"rT7vKq2Wx9LmZ4pN8sYb\"}\n".to_owned(),
+            "generic",
+        ),
+        (
+            "split literal",
+            format!("let key = \"{head}\" + \"{tail}\";\n"),
+            "known-secret",
+        ),
+    ];
+    for (name, contents, rule) in cases {
+        let output = push_file(&client, &work, "settings.txt", contents.as_bytes());
+        let text = stderr(&output);
+        assert!(!output.status.success(), "{name}: {text}");
+        assert!(text.contains(&format!("rule {rule}")), "{name}: {text}");
+        assert!(!text.contains(&known), "{name}: {text}");
+        assert_eq!(
+            upstream_ref(&world.upstream, "refs/heads/main"),
+            before,
+            "{name}"
+        );
+    }
+
+    // Positive control: ordinary settings go through.
+    let output = push_file(&client, &work, "settings.txt", b"{\"Password\": \"\"}\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+}

@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 use crate::item::Summary;
 use crate::sanitize::sanitize;
 
-/// Most findings kept in one item; the rest are counted in [`GitPush::more_findings`].
+/// Maximum number of findings kept in one item; the rest are counted in
+/// [`GitPush::more_findings`].
 const MAX_FINDINGS: usize = 50;
 
 /// One ref update of a held push.
@@ -26,7 +27,7 @@ pub struct GitRefUpdate {
 pub struct GitFinding {
     /// The commit (or tag object) that brought the secret in, when known.
     pub commit: Option<String>,
-    /// Where in the commit: `file <path>`, `file name <path>`, `commit message or author`
+    /// Place in the commit: `file <path>`, `file name <path>`, `commit message or author`
     /// or `tag message or tagger`.
     pub place: String,
     /// Line number, 1-based, in the file or message.
