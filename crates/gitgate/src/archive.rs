@@ -2,18 +2,18 @@
 //! bzip2, xz, zstd and zlib streams (`.gz`, `.tar.gz`, `.bz2`, `.xz`, `.zst`, zlib data)
 //! and the members of zip archives (`.zip`, `.jar`).
 //!
-//! PNG images are read chunk by chunk: the compressed text chunks (`zTXt`, `iTXt`) and
-//! the image data (`IDAT`) are zlib streams, decompressed like the others; plain `tEXt`
-//! chunks are already seen by the raw scan.
+//! PNG images are read chunk by chunk. The compressed text chunks (`zTXt`, `iTXt`) and
+//! the image data (`IDAT`) are zlib streams, decompressed like the others. Plain `tEXt`
+//! chunks need nothing, because the raw scan already reads them.
 //!
 //! Blobs are recognised by their magic bytes, not their names. The expansion fails closed:
 //! an archive that cannot be parsed, a member that is encrypted or uses another compression
 //! method, or output beyond the byte budget rejects the push instead of skipping the member.
 //! A tar archive is not compressed, so its members are already scanned as the raw blob.
 //!
-//! Zlib has only a two-byte header, which some text files start with by chance (`x^`), so
-//! a blob with a zlib header that does not decode is rejected only when it is not UTF-8
-//! text; text is scanned as it is, like any other text file.
+//! Zlib has only a two-byte header, which some text files start with by chance (`x^`).
+//! So a blob with a zlib header that does not decode is rejected only when it is not
+//! UTF-8 text. Such text is scanned as it is, with whatever part of it decodes.
 
 use std::io::{self, Read, Write};
 

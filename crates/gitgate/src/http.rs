@@ -255,7 +255,7 @@ async fn rpc(
     };
 
     // A compressed body is decompressed into an unnamed file before git starts, so that
-    // a body that is not valid gzip, or expands past the limit, gets a 4xx answer with the
+    // a body that is not valid gzip, or expands past the limit, gets a 4xx response with the
     // reason instead of a cut-off 200.
     let (request, spooled) = if gzip {
         match spool_gzip_body(

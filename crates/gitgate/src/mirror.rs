@@ -147,6 +147,9 @@ impl Mirror {
         // --symref` reads it, with every branch and tag. When those equal the mirror's
         // refs, as after a push the gate forwarded, the fetch and its second SSH
         // connection are skipped.
+        // TODO(perf): a push still pays for this connection and for the forward's own;
+        // reusing one SSH connection (ControlMaster) would delay a key revocation until
+        // the connection closes.
         let mut ls_remote = self.ssh.git(&self.dir, &self.home);
         ls_remote.args(["ls-remote", "--symref", "--", &self.repo.url]);
         let listing = self.run_upstream(ls_remote).await.map_err(fail)?;

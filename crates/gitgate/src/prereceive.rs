@@ -170,9 +170,9 @@ async fn run_push(
 
     let mut answered = None;
     if !checked.findings.is_empty() {
-        // TODO(security): a refresh during the hold can move the mirror's ref, and then
-        // git's own ref update fails after the upstream accepted the approved push; the
-        // next fetch reconciles the mirror.
+        // TODO(security): a refresh during the hold can move the mirror's ref. Then git's
+        // own ref update fails after the upstream accepted the approved push, and the next
+        // fetch reconciles the mirror.
         let held = record(Decision::Held).findings(&checked.findings);
         let outcome = hold_push(
             gate,

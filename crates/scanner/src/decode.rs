@@ -2,7 +2,7 @@
 //! that the detectors also scan what an encoded value hides.
 //!
 //! Each run is decoded once. Decoded base64 is searched for base64 runs again, up to
-//! [`MAX_BASE64_DEPTH`] levels, so base64 of base64 is seen; other decoded bytes are
+//! [`MAX_BASE64_DEPTH`] levels, so base64 of base64 is seen. Other decoded bytes are
 //! scanned but never decoded again. Each level is at most three quarters the size of the
 //! one above, so the work stays within a small multiple of the input size.
 

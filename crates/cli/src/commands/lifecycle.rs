@@ -114,8 +114,8 @@ const AUDIT_LOGS: [&str; 2] = ["egress.jsonl", "git.jsonl"];
 
 /// Prints a bottle's audit logs: `egress.jsonl`, then `git.jsonl` when the bottle has a
 /// git gate (only the first with `egress_only`). With `follow`, prints the lines appended
-/// to either while the bottle runs; every line carries its `time`, so lines of the two
-/// logs can be told apart and ordered.
+/// to either while the bottle runs; every line carries its `time`, by which lines of the
+/// two logs can be ordered.
 pub fn logs(slug: &str, follow: bool, egress_only: bool) -> Exit {
     if !valid_slug(slug) {
         eprintln!("bottle: invalid bottle name {slug:?}; `bottle ls` lists the bottles");
