@@ -71,7 +71,7 @@ pub(crate) struct PushFinding {
     pub line: usize,
     pub rule: String,
     /// The suppression marker on the finding's line, or the path of an ignore file of the
-    /// push that covers it. Such a finding holds the push for an operator's decision.
+    /// push that covers it. Such a finding makes the push wait for an operator's decision.
     pub suppressed_by: Option<String>,
 }
 

@@ -1,6 +1,7 @@
-//! Compressed and encoded content pushed through the gate with real git: bzip2, xz, zstd
-//! and raw zlib blobs are decoded and scanned, undecodable ones are rejected, base64 of
-//! base64 is decoded, and a gzip bomb posted to the smart HTTP endpoint gets a 4xx.
+//! Compressed and encoded content pushed through the gate with real git. Bzip2, xz, zstd
+//! and raw zlib blobs, PNG chunks and jar members are decoded and scanned, and
+//! undecodable ones are rejected. Base64 of base64 is decoded, and a gzip bomb posted to
+//! the smart HTTP endpoint gets a 4xx.
 
 #![allow(clippy::unwrap_used)]
 
@@ -223,7 +224,7 @@ fn post(gate: &GateHandle, path: &str, headers: &[(&str, &str)], body: &[u8]) ->
     }
     request.push_str("\r\n");
     stream.write_all(request.as_bytes()).unwrap();
-    // The gate may answer before it has read the whole body.
+    // The gate may respond before it has read the whole body.
     let _ = stream.write_all(body);
     let mut response = Vec::new();
     let _ = stream.read_to_end(&mut response);
@@ -279,7 +280,7 @@ fn gzip_bomb_request_gets_4xx() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("not valid gzip"), "{body}");
 
-    // Positive control: a small gzip body reaches git, which answers 200.
+    // Positive control: a small gzip body reaches git, and the status is 200.
     let flush = gzip(b"0000");
     let (status, body) = post(&gate, "/widgets.git/git-receive-pack", &headers, &flush);
     assert_eq!(status, 200, "{body}");
@@ -325,8 +326,8 @@ fn itxt(text: &[u8]) -> Vec<u8> {
     data
 }
 
-/// A row of grey pixels whose values spell a token between runs of black, which deflate
-/// codes rather than stores.
+/// Returns a row of grey pixels whose values spell a token between runs of black, so
+/// that deflate codes the row rather than stores it.
 fn pixels_with_token() -> Vec<u8> {
     let mut row = vec![0u8; 200];
     row.extend_from_slice(format!("TOKEN={}", fake_github_token()).as_bytes());

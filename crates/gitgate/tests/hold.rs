@@ -17,7 +17,7 @@ fn settings(token: &str, comment: &str) -> String {
     format!("# settings\nGITHUB_TOKEN={token}{comment}\n")
 }
 
-/// Waits until the queue in `dir` holds one pending item and returns it.
+/// Waits until the queue in `dir` has a pending item and returns it.
 fn wait_for_item(dir: &Path) -> Item {
     let queue = Queue::new(dir);
     for _ in 0..1200 {

@@ -1,6 +1,6 @@
 //! Hostile packs and ref names sent to the gate's receive-pack endpoint by hand, as a
-//! client that is not git could: a pack with a bad trailer checksum, a delta that claims
-//! a 4 GiB result, and refs whose names contain `PACK`.
+//! client other than git could send them. The cases are a pack with a bad trailer
+//! checksum, a delta that claims a 4 GiB result, and refs whose names contain `PACK`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -190,7 +190,7 @@ fn oversized_delta_rejected() {
         .parse()
         .unwrap();
 
-    // The object the delta claims to make is never made, so any new id stands in.
+    // The object the delta claims to make is never made, so the update names a made-up id.
     let response = receive_pack(
         &gate,
         &old,
@@ -241,4 +241,42 @@ fn refs_named_pack_are_ordinary_refs() {
         Some(commit),
         "the other ref is untouched"
     );
+}
+
+#[test]
+fn lfs_endpoints_not_served() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+
+    // git-lfs derives these from the remote URL, which the agent's git sends to the gate;
+    // the gate serves none of them, so LFS objects cannot leave through it unscanned.
+    let batch = br#"{"operation":"upload","objects":[{"oid":"aa","size":1}]}"#;
+    for (method, path, body) in [
+        ("POST", "/widgets.git/info/lfs/objects/batch", &batch[..]),
+        ("POST", "/widgets.git/info/lfs/locks", b"{}"),
+        ("PUT", "/widgets.git/info/lfs/objects/aa", b"x"),
+    ] {
+        let response = http(
+            &gate,
+            method,
+            path,
+            &[("Content-Type", "application/vnd.git-lfs+json")],
+            body,
+        );
+        assert!(
+            response.starts_with("HTTP/1.1 404"),
+            "{method} {path}: {response}"
+        );
+    }
+
+    // Positive control: the same server serves the smart HTTP advertisement.
+    let response = http(
+        &gate,
+        "GET",
+        "/widgets.git/info/refs?service=git-upload-pack",
+        &[],
+        b"",
+    );
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
