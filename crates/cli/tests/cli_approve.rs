@@ -198,3 +198,46 @@ fn git_push_item_listed_and_approved() {
         .expect("read the decision");
     assert_eq!(decision.map(|d| d.verdict), Some(Verdict::Approve));
 }
+
+#[test]
+fn logs_print_egress_then_git() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let logs = config.path().join("logs").join("demo");
+    std::fs::create_dir_all(&logs).expect("create the log directory");
+    std::fs::write(
+        logs.join("egress.jsonl"),
+        "{\"host\":\"api.example.com\"}\n",
+    )
+    .expect("write the egress log");
+
+    // Without a git gate there is no git log, and the egress log alone is printed.
+    bottle(config.path())
+        .args(["logs", "demo"])
+        .assert()
+        .success()
+        .stdout("{\"host\":\"api.example.com\"}\n");
+
+    std::fs::write(logs.join("git.jsonl"), "{\"repo\":\"widgets\"}\n").expect("write the git log");
+    bottle(config.path())
+        .args(["logs", "demo"])
+        .assert()
+        .success()
+        .stdout("{\"host\":\"api.example.com\"}\n{\"repo\":\"widgets\"}\n");
+    bottle(config.path())
+        .args(["logs", "demo", "--egress"])
+        .assert()
+        .success()
+        .stdout("{\"host\":\"api.example.com\"}\n");
+
+    std::fs::remove_file(logs.join("egress.jsonl")).expect("remove the egress log");
+    bottle(config.path())
+        .args(["logs", "demo"])
+        .assert()
+        .success()
+        .stdout("{\"repo\":\"widgets\"}\n");
+    bottle(config.path())
+        .args(["logs", "other"])
+        .assert()
+        .code(1)
+        .stderr(contains("no audit log for bottle other"));
+}
