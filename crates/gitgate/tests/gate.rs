@@ -626,6 +626,21 @@ fn secret_in_ref_name_is_caught() {
             "the rejection shows the secret: {text}"
         );
         assert_eq!(upstream_ref(&world.upstream, &name), None);
+
+        // The push audit log records the rejection with the ref name redacted.
+        let log = std::fs::read_to_string(world.path().join("logs/git.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["decision"], "rejected");
+        assert!(
+            last["refs"][0]["name"]
+                .as_str()
+                .unwrap()
+                .contains("[REDACTED:")
+        );
+        assert!(
+            !log.contains(&secret),
+            "the audit log shows the secret: {log}"
+        );
     }
 }
 
