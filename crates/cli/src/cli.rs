@@ -34,14 +34,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print a bottle's egress audit log (JSON lines).
+    /// Print a bottle's audit logs (JSON lines): the egress log, then the git push log.
     Logs {
         /// The bottle's slug, as `bottle ls` shows it.
         slug: String,
         /// Keep printing new lines until the bottle ends.
         #[arg(long)]
         follow: bool,
-        /// Accepted for compatibility; the egress audit log is the only log kept.
+        /// Print only the egress audit log, without the git push log.
         #[arg(long)]
         egress: bool,
     },

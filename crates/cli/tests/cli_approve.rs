@@ -5,7 +5,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use assert_cmd::Command;
-use bottle_queue::{Item, Kind, Queue, Summary, Verdict, bottle_queue_dir};
+use bottle_queue::{
+    GitFinding, GitPush, GitRefUpdate, Item, Kind, Queue, Summary, Verdict, bottle_queue_dir,
+};
 use predicates::str::contains;
 
 const DIGEST: &str = "5f0c6d2e";
@@ -142,4 +144,100 @@ fn expired_id_fails() {
         .code(1)
         .stderr(contains("has expired"));
     assert_eq!(queue.decision(&item.id, DIGEST).expect("read"), None);
+}
+
+#[test]
+fn git_push_item_listed_and_approved() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let queue = Queue::new(bottle_queue_dir(config.path(), "demo"));
+    let push = GitPush::new(
+        "widgets",
+        &[GitRefUpdate {
+            name: "refs/heads/main".into(),
+            old: "a".repeat(40),
+            new: "b".repeat(40),
+        }],
+        &[GitFinding {
+            commit: Some("c".repeat(40)),
+            place: "file config/app.env\u{1b}[2J".into(),
+            line: 2,
+            rule: "github-pat".into(),
+            suppressed_by: "gitleaks:allow".into(),
+        }],
+    );
+    let digest = push.digest();
+    let item = queue
+        .submit_git_push("demo", push, Duration::from_secs(300))
+        .expect("queue a push");
+
+    let output = bottle(config.path())
+        .args(["supervise", "--list"])
+        .output()
+        .expect("run bottle");
+    let text = String::from_utf8(output.stdout).expect("UTF-8");
+    assert!(output.status.success(), "{text}");
+    assert!(text.contains(&item.id), "{text}");
+    assert!(text.contains("git-push"), "{text}");
+    assert!(
+        text.contains("push widgets refs/heads/main@bbbbbbbbbbbb"),
+        "{text}"
+    );
+    assert!(
+        text.contains("github-pat in file config/app.env?[2J line 2 (gitleaks:allow)"),
+        "{text}"
+    );
+    assert!(!text.contains('\u{1b}'), "{text:?}");
+
+    bottle(config.path())
+        .args(["approve", &item.id])
+        .assert()
+        .success()
+        .stdout(contains(format!("approved {} in bottle demo", item.id)));
+    let decision = queue
+        .decision(&item.id, &digest)
+        .expect("read the decision");
+    assert_eq!(decision.map(|d| d.verdict), Some(Verdict::Approve));
+}
+
+#[test]
+fn logs_print_egress_then_git() {
+    let config = tempfile::tempdir().expect("tempdir");
+    let logs = config.path().join("logs").join("demo");
+    std::fs::create_dir_all(&logs).expect("create the log directory");
+    std::fs::write(
+        logs.join("egress.jsonl"),
+        "{\"host\":\"api.example.com\"}\n",
+    )
+    .expect("write the egress log");
+
+    // Without a git gate there is no git log, and the egress log alone is printed.
+    bottle(config.path())
+        .args(["logs", "demo"])
+        .assert()
+        .success()
+        .stdout("{\"host\":\"api.example.com\"}\n");
+
+    std::fs::write(logs.join("git.jsonl"), "{\"repo\":\"widgets\"}\n").expect("write the git log");
+    bottle(config.path())
+        .args(["logs", "demo"])
+        .assert()
+        .success()
+        .stdout("{\"host\":\"api.example.com\"}\n{\"repo\":\"widgets\"}\n");
+    bottle(config.path())
+        .args(["logs", "demo", "--egress"])
+        .assert()
+        .success()
+        .stdout("{\"host\":\"api.example.com\"}\n");
+
+    std::fs::remove_file(logs.join("egress.jsonl")).expect("remove the egress log");
+    bottle(config.path())
+        .args(["logs", "demo"])
+        .assert()
+        .success()
+        .stdout("{\"repo\":\"widgets\"}\n");
+    bottle(config.path())
+        .args(["logs", "other"])
+        .assert()
+        .code(1)
+        .stderr(contains("no audit log for bottle other"));
 }

@@ -30,6 +30,14 @@ pub struct GateConfig {
     /// Time and size limits.
     #[serde(default)]
     pub limits: GateLimits,
+    /// Queue directory for pushes held for an operator's decision, normally
+    /// `<config>/state/<slug>/queue`; `<state_dir>/queue` when unset.
+    #[serde(default)]
+    pub queue_dir: Option<PathBuf>,
+    /// File to which every push decision is appended as a JSON line, normally
+    /// `<config>/logs/<slug>/git.jsonl`; `<state_dir>/git.jsonl` when unset.
+    #[serde(default)]
+    pub audit_log: Option<PathBuf>,
 }
 
 impl fmt::Debug for GateConfig {
@@ -45,6 +53,8 @@ impl fmt::Debug for GateConfig {
             .field("hook_program", &self.hook_program)
             .field("hook_args", &self.hook_args)
             .field("limits", &self.limits)
+            .field("queue_dir", &self.queue_dir)
+            .field("audit_log", &self.audit_log)
             .finish()
     }
 }
@@ -107,6 +117,9 @@ pub struct GateLimits {
     pub max_input_bytes: u64,
     /// Largest object the scanner reads; a push with a larger new object is rejected.
     pub max_object_bytes: u64,
+    /// Seconds a push held by a suppression marker waits for the operator's decision
+    /// before it is rejected. The wait does not count against `pre_receive_timeout_secs`.
+    pub hold_timeout_secs: u64,
 }
 
 impl Default for GateLimits {
@@ -117,6 +130,7 @@ impl Default for GateLimits {
             pre_receive_timeout_secs: 900,
             max_input_bytes: 2 << 30,
             max_object_bytes: 256 << 20,
+            hold_timeout_secs: 300,
         }
     }
 }
@@ -228,6 +242,8 @@ mod tests {
             hook_program: "/bin/true".into(),
             hook_args: vec![],
             limits: GateLimits::default(),
+            queue_dir: None,
+            audit_log: None,
         }
     }
 

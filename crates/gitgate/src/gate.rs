@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use bottle_scanner::{MIN_KNOWN_SECRET_LEN, Scanner};
 use hyper::service::service_fn;
@@ -11,6 +12,7 @@ use hyper_util::rt::TokioIo;
 use bottle_proxy::Accept;
 use tokio::net::UnixListener;
 
+use crate::audit::AuditLog;
 use crate::config::{GateConfig, GateLimits};
 use crate::error::GateError;
 use crate::git::shell_quote;
@@ -26,6 +28,11 @@ pub(crate) struct Gate {
     pub tickets: Tickets,
     pub control_socket: PathBuf,
     pub limits: GateLimits,
+    /// The bottle's queue, for pushes held by suppression markers.
+    pub queue: bottle_queue::Queue,
+    /// Number of pushes held at the moment.
+    pub holds: AtomicUsize,
+    pub audit: AuditLog,
 }
 
 impl Gate {
@@ -105,6 +112,14 @@ async fn start(config: GateConfig) -> Result<Gate, GateError> {
         std::fs::remove_file(&control_socket)
             .map_err(|source| state_error(&control_socket, source))?;
     }
+    let queue_dir = config
+        .queue_dir
+        .clone()
+        .unwrap_or_else(|| config.state_dir.join("queue"));
+    let audit_path = config
+        .audit_log
+        .clone()
+        .unwrap_or_else(|| config.state_dir.join("git.jsonl"));
     Ok(Gate {
         slug: config.slug,
         mirrors,
@@ -112,6 +127,9 @@ async fn start(config: GateConfig) -> Result<Gate, GateError> {
         tickets: Tickets::default(),
         control_socket,
         limits: config.limits,
+        queue: bottle_queue::Queue::new(queue_dir),
+        holds: AtomicUsize::new(0),
+        audit: AuditLog::open(&audit_path)?,
     })
 }
 

@@ -254,6 +254,27 @@ async fn rpc(
         }
     };
 
+    // A compressed body is decompressed into an unnamed file before git starts, so that
+    // a body that is not valid gzip, or expands past the limit, gets a 4xx response with the
+    // reason instead of a cut-off 200.
+    let (request, spooled) = if gzip {
+        match spool_gzip_body(
+            request.into_body(),
+            &mirror.home,
+            gate.limits.max_input_bytes,
+        )
+        .await
+        {
+            Ok(file) => (None, Some(file)),
+            Err((status, reason)) => {
+                tracing::warn!(repo = %mirror.repo.name, "compressed request rejected: {reason}");
+                return text(status, format!("git gate: {reason}\n"));
+            }
+        }
+    } else {
+        (Some(request), None)
+    };
+
     let mut command = local_git(&mirror.dir, &mirror.home);
     command.args([service.subcommand(), "--stateless-rpc", "."]);
     if service == Service::UploadPack
@@ -270,10 +291,11 @@ async fn rpc(
         }
         Service::UploadPack => None,
     };
-    command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    match spooled {
+        Some(file) => command.stdin(Stdio::from(file)),
+        None => command.stdin(Stdio::piped()),
+    };
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match command.spawn() {
         Ok(child) => child,
         Err(error) => {
@@ -285,14 +307,15 @@ async fn rpc(
         }
     };
 
-    let stdin = child.stdin.take().expect("stdin was piped");
-    let limit = gate.limits.max_input_bytes;
-    let repo = mirror.repo.name.clone();
-    tokio::spawn(async move {
-        if let Err(reason) = copy_request_body(request.into_body(), stdin, gzip, limit).await {
-            tracing::warn!(%repo, "request body not fully delivered to git: {reason}");
-        }
-    });
+    if let (Some(stdin), Some(request)) = (child.stdin.take(), request) {
+        let limit = gate.limits.max_input_bytes;
+        let repo = mirror.repo.name.clone();
+        tokio::spawn(async move {
+            if let Err(reason) = copy_request_body(request.into_body(), stdin, limit).await {
+                tracing::warn!(%repo, "request body not fully delivered to git: {reason}");
+            }
+        });
+    }
 
     let (sender, body) = Channel::<Bytes, Infallible>::new(4);
     tokio::spawn(stream_output(
@@ -306,49 +329,25 @@ async fn rpc(
     git_response(&content_type, body.boxed())
 }
 
-/// Copies the request body into git's stdin, decompressing gzip and stopping at `limit`
-/// bytes. Closing stdin early makes git fail, so an oversized request is never served.
+/// Copies the request body into git's stdin, stopping at `limit` bytes. Closing stdin
+/// early makes git fail, so an oversized request is never served.
 async fn copy_request_body(
     mut body: Incoming,
     mut stdin: ChildStdin,
-    gzip: bool,
     limit: u64,
 ) -> Result<(), String> {
-    let mut decoder = gzip.then(|| GzDecoder::new(Vec::new()));
     let mut total: u64 = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|error| format!("reading the request failed: {error}"))?;
         let Ok(data) = frame.into_data() else {
             continue;
         };
-        let chunk = match decoder.as_mut() {
-            Some(decoder) => {
-                decoder
-                    .write_all(&data)
-                    .map_err(|error| format!("invalid gzip body: {error}"))?;
-                std::mem::take(decoder.get_mut())
-            }
-            None => data.to_vec(),
-        };
-        total += chunk.len() as u64;
+        total += data.len() as u64;
         if total > limit {
             return Err(format!("the request is larger than {limit} bytes"));
         }
         stdin
-            .write_all(&chunk)
-            .await
-            .map_err(|error| format!("writing to git failed: {error}"))?;
-    }
-    if let Some(decoder) = decoder {
-        let rest = decoder
-            .finish()
-            .map_err(|error| format!("invalid gzip body: {error}"))?;
-        total += rest.len() as u64;
-        if total > limit {
-            return Err(format!("the request is larger than {limit} bytes"));
-        }
-        stdin
-            .write_all(&rest)
+            .write_all(&data)
             .await
             .map_err(|error| format!("writing to git failed: {error}"))?;
     }
@@ -356,6 +355,89 @@ async fn copy_request_body(
         .shutdown()
         .await
         .map_err(|error| format!("closing git's input failed: {error}"))
+}
+
+/// Counts the bytes written through it and fails past `limit`.
+struct Limited<W> {
+    inner: W,
+    written: u64,
+    limit: u64,
+}
+
+impl<W: Write> Write for Limited<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.written += buf.len() as u64;
+        if self.written > self.limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "over the limit",
+            ));
+        }
+        self.inner.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Decompresses a gzip request body into an unnamed file in `dir` and returns it, rewound.
+/// Fails with 413 when the decompressed body passes `limit` bytes, and with 400 when it
+/// is not valid gzip.
+async fn spool_gzip_body(
+    mut body: Incoming,
+    dir: &std::path::Path,
+    limit: u64,
+) -> Result<std::fs::File, (StatusCode, String)> {
+    use std::io::{Seek, SeekFrom};
+
+    let file = tempfile::tempfile_in(dir).map_err(|error| {
+        tracing::error!("cannot create a spool file in {}: {error}", dir.display());
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot store the request".to_owned(),
+        )
+    })?;
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the gzip request body expands to more than {limit} bytes"),
+        )
+    };
+    let invalid = |error: std::io::Error| {
+        if error.kind() == std::io::ErrorKind::FileTooLarge {
+            too_large()
+        } else {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("the request body is not valid gzip: {error}"),
+            )
+        }
+    };
+    let mut decoder = GzDecoder::new(Limited {
+        inner: std::io::BufWriter::new(file),
+        written: 0,
+        limit,
+    });
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|error| {
+            (
+                StatusCode::BAD_REQUEST,
+                format!("reading the request failed: {error}"),
+            )
+        })?;
+        if let Ok(data) = frame.into_data() {
+            decoder.write_all(&data).map_err(invalid)?;
+        }
+    }
+    let limited = decoder.finish().map_err(invalid)?;
+    let mut file = limited
+        .inner
+        .into_inner()
+        .map_err(|error| invalid(error.into_error()))?;
+    file.seek(SeekFrom::Start(0)).map_err(invalid)?;
+    Ok(file)
 }
 
 /// Streams git's stdout to the response and logs its stderr and exit status. The ticket

@@ -21,10 +21,12 @@
 //! repositories do not all see.
 
 mod archive;
+mod audit;
 mod config;
 mod error;
 mod gate;
 mod git;
+mod hold;
 mod hook;
 mod http;
 mod insteadof;
@@ -32,6 +34,7 @@ mod mirror;
 mod policy;
 mod prereceive;
 mod scan;
+mod suppress;
 mod tree_check;
 mod url;
 

@@ -143,29 +143,37 @@ impl Mirror {
         };
         self.check_identity().map_err(fail)?;
 
-        // TODO(perf): two SSH connections per refresh. `git fetch` of git 2.47 does not
-        // record the upstream's HEAD, so `ls-remote --symref` reads it separately.
+        // `git fetch` of git 2.47 does not record the upstream's HEAD, so `ls-remote
+        // --symref` reads it, with every branch and tag. When those equal the mirror's
+        // refs, as after a push the gate forwarded, the fetch and its second SSH
+        // connection are skipped.
+        // TODO(perf): a push still pays for this connection and for the forward's own;
+        // reusing one SSH connection (ControlMaster) would delay a key revocation until
+        // the connection closes.
         let mut ls_remote = self.ssh.git(&self.dir, &self.home);
-        ls_remote.args(["ls-remote", "--symref", "--", &self.repo.url, "HEAD"]);
+        ls_remote.args(["ls-remote", "--symref", "--", &self.repo.url]);
         let listing = self.run_upstream(ls_remote).await.map_err(fail)?;
-        let default_branch = String::from_utf8_lossy(&listing).lines().find_map(|line| {
+        let listing = String::from_utf8_lossy(&listing);
+        let default_branch = listing.lines().find_map(|line| {
             line.strip_prefix("ref: ")?
                 .strip_suffix("\tHEAD")
                 .map(str::to_owned)
         });
 
-        let mut fetch = self.ssh.git(&self.dir, &self.home);
-        fetch
-            .args([
-                "fetch",
-                "--quiet",
-                "--prune",
-                "--no-tags",
-                "--no-write-fetch-head",
-            ])
-            .args(["--update-head-ok", "--no-auto-gc", "--", &self.repo.url])
-            .args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
-        self.run_upstream(fetch).await.map_err(fail)?;
+        if self.local_refs().await.as_ref() != Some(&upstream_refs(&listing)) {
+            let mut fetch = self.ssh.git(&self.dir, &self.home);
+            fetch
+                .args([
+                    "fetch",
+                    "--quiet",
+                    "--prune",
+                    "--no-tags",
+                    "--no-write-fetch-head",
+                ])
+                .args(["--update-head-ok", "--no-auto-gc", "--", &self.repo.url])
+                .args(["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"]);
+            self.run_upstream(fetch).await.map_err(fail)?;
+        }
 
         if let Some(branch) = default_branch.filter(|b| b.starts_with("refs/heads/")) {
             let mut set_head = local_git(&self.dir, &self.home);
@@ -178,6 +186,28 @@ impl Mirror {
             }
         }
         Ok(())
+    }
+
+    /// Returns the mirror's branches and tags as sorted `<id> <name>` lines, or `None` when
+    /// git cannot list them.
+    async fn local_refs(&self) -> Option<Vec<String>> {
+        let mut command = local_git(&self.dir, &self.home);
+        command.args([
+            "for-each-ref",
+            "--format=%(objectname) %(refname)",
+            "refs/heads/",
+            "refs/tags/",
+        ]);
+        let output = run_bounded(command, Duration::from_secs(60)).await.ok()?;
+        if !output.status.success() {
+            return None;
+        }
+        let mut refs: Vec<String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        refs.sort();
+        Some(refs)
     }
 
     /// Checks that the identity file exists before `ssh` prints a less clear error.
@@ -213,6 +243,23 @@ impl Mirror {
         tracing::warn!(repo = %self.repo.name, "upstream command failed: {reason}");
         Err(reason)
     }
+}
+
+/// Returns the branches and tags of `ls-remote` output as sorted `<id> <name>` lines, in
+/// the form of [`Mirror::local_refs`]. Peeled tags (`^{}`) and `HEAD` are left out.
+fn upstream_refs(listing: &str) -> Vec<String> {
+    let mut refs: Vec<String> = listing
+        .lines()
+        .filter_map(|line| {
+            let (id, name) = line.split_once('\t')?;
+            let wanted = (name.starts_with("refs/heads/") || name.starts_with("refs/tags/"))
+                && !name.ends_with("^{}")
+                && !id.starts_with("ref: ");
+            wanted.then(|| format!("{id} {name}"))
+        })
+        .collect();
+    refs.sort();
+    refs
 }
 
 /// Turns `ssh` and `git` error output into one line for the agent.
@@ -283,6 +330,20 @@ fn mirror_config(repo: &GateRepo, hooks: &Path, limits: &GateLimits) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upstream_refs_keep_branches_and_tags() {
+        let listing = "ref: refs/heads/main\tHEAD\n\
+                       1111\tHEAD\n\
+                       1111\trefs/heads/main\n\
+                       3333\trefs/tags/v1\n\
+                       2222\trefs/tags/v1^{}\n\
+                       4444\trefs/pull/1/head\n";
+        assert_eq!(
+            upstream_refs(listing),
+            vec!["1111 refs/heads/main", "3333 refs/tags/v1"]
+        );
+    }
 
     #[test]
     fn failure_reason_names_host_key_mismatch() {

@@ -12,12 +12,14 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::audit::{Answer, Decision, PushRecord};
 use crate::gate::Gate;
 use crate::git::{RunError, run_bounded, sanitize_text};
+use crate::hold::{Outcome, hold_push};
 use crate::hook::{HookReply, HookRequest, MAX_REQUEST_BYTES};
 use crate::mirror::{Mirror, upstream_failure_reason};
 use crate::policy::{RefUpdate, check_update};
-use crate::scan::{Quarantine, scan_push};
+use crate::scan::{PushFinding, Quarantine, scan_push};
 
 /// Accepts hook connections until the listener fails.
 pub(crate) async fn serve_control(gate: Arc<Gate>, listener: UnixListener) {
@@ -36,7 +38,7 @@ pub(crate) async fn serve_control(gate: Arc<Gate>, listener: UnixListener) {
 }
 
 /// Writes reply lines to one hook connection.
-struct Replies {
+pub(crate) struct Replies {
     stream: UnixStream,
 }
 
@@ -49,7 +51,7 @@ impl Replies {
         }
     }
 
-    async fn message(&mut self, text: impl Into<String>) {
+    pub async fn message(&mut self, text: impl Into<String>) {
         self.send(&HookReply::Message(text.into())).await;
     }
 }
@@ -65,8 +67,13 @@ async fn handle_hook(gate: Arc<Gate>, mut stream: UnixStream) {
         Err(_) => None,
     };
     let Some(request) = request else {
+        let reason = "the pre-receive hook sent an invalid request";
+        gate.audit.write(
+            &PushRecord::new(&gate.scanner, &gate.slug, None, &[], Decision::Rejected)
+                .reason(reason),
+        );
         replies
-            .message("git gate: push rejected: the pre-receive hook sent an invalid request")
+            .message(format!("git gate: push rejected: {reason}"))
             .await;
         replies.send(&HookReply::Verdict { accepted: false }).await;
         return;
@@ -77,60 +84,212 @@ async fn handle_hook(gate: Arc<Gate>, mut stream: UnixStream) {
         .and_then(|repo| gate.mirror(&repo))
     else {
         tracing::warn!(slug = %gate.slug, "pre-receive request with an unknown ticket");
+        let reason = "this push is not known to the gate";
+        gate.audit.write(
+            &PushRecord::new(
+                &gate.scanner,
+                &gate.slug,
+                None,
+                &request.updates,
+                Decision::Rejected,
+            )
+            .reason(reason),
+        );
         replies
-            .message("git gate: push rejected: this push is not known to the gate")
+            .message(format!("git gate: push rejected: {reason}"))
             .await;
         replies.send(&HookReply::Verdict { accepted: false }).await;
         return;
     };
 
-    let limit = Duration::from_secs(gate.limits.pre_receive_timeout_secs);
-    let outcome = {
-        let _guard = mirror.lock.lock().await;
-        tokio::time::timeout(
-            limit,
-            check_and_forward(&gate, &mirror, &request, &mut replies),
-        )
-        .await
-    };
-    let accepted = match outcome {
-        Ok(Ok(())) => true,
-        Ok(Err(reason)) => {
-            tracing::info!(slug = %gate.slug, repo = %mirror.repo.name, "push rejected: {reason}");
-            replies
-                .message(format!(
-                    "git gate: push to '{}' rejected: {reason}",
-                    mirror.repo.name
-                ))
-                .await;
-            false
-        }
-        Err(_) => {
-            tracing::warn!(slug = %gate.slug, repo = %mirror.repo.name, "pre-receive step timed out");
-            replies
-                .message(format!(
-                    "git gate: push to '{}' rejected: the check did not finish within {} s",
-                    mirror.repo.name,
-                    limit.as_secs()
-                ))
-                .await;
-            false
-        }
-    };
+    let accepted = run_push(&gate, &mirror, &request, &mut replies).await;
     replies.send(&HookReply::Verdict { accepted }).await;
 }
 
-/// Checks the policy, scans, and forwards a clean push. An `Err` rejects the push and
-/// carries the reason for the pusher.
-async fn check_and_forward(
+/// A rejected push: the reason for the pusher and the findings for the audit log.
+struct Rejection {
+    reason: String,
+    findings: Vec<PushFinding>,
+}
+
+impl From<String> for Rejection {
+    fn from(reason: String) -> Rejection {
+        Rejection {
+            reason,
+            findings: Vec::new(),
+        }
+    }
+}
+
+/// A push that passed the policy and the scan. Its findings, if any, all carry
+/// suppression markers, so it waits for an operator before it is forwarded.
+struct Checked {
+    quarantine: Quarantine,
+    findings: Vec<PushFinding>,
+}
+
+/// Checks, holds if needed, and forwards one push; returns whether the upstream accepted
+/// it. Tells the pusher and writes the audit log at each decision.
+///
+/// The mirror's lock is held while checking and while forwarding, but not during a hold,
+/// so the agent can fetch while an operator decides. The check and the forward each have
+/// `pre_receive_timeout_secs`; the hold has `hold_timeout_secs`.
+async fn run_push(
     gate: &Gate,
     mirror: &Mirror,
     request: &HookRequest,
     replies: &mut Replies,
-) -> Result<(), String> {
+) -> bool {
+    let repo = mirror.repo.name.as_str();
+    let record = |decision| {
+        PushRecord::new(
+            &gate.scanner,
+            &gate.slug,
+            Some(repo),
+            &request.updates,
+            decision,
+        )
+    };
+    let limit = Duration::from_secs(gate.limits.pre_receive_timeout_secs);
+    let timed_out = || format!("the check did not finish within {} s", limit.as_secs());
+
+    let checked = {
+        let _guard = mirror.lock.lock().await;
+        tokio::time::timeout(limit, check(gate, mirror, request))
+            .await
+            .unwrap_or_else(|_| Err(Rejection::from(timed_out())))
+    };
+    let checked = match checked {
+        Ok(Some(checked)) => checked,
+        Ok(None) => return true,
+        Err(rejection) => {
+            reject(gate, repo, replies, record(Decision::Rejected), rejection).await;
+            return false;
+        }
+    };
+
+    let mut answered = None;
+    if !checked.findings.is_empty() {
+        // TODO(security): a refresh during the hold can move the mirror's ref. Then git's
+        // own ref update fails after the upstream accepted the approved push, and the next
+        // fetch reconciles the mirror.
+        let held = record(Decision::Held).findings(&checked.findings);
+        let outcome = hold_push(
+            gate,
+            repo,
+            &request.updates,
+            &checked.findings,
+            replies,
+            held,
+        )
+        .await;
+        let (id, answer, refusal) = match outcome {
+            Outcome::Approved { id } => (id, Answer::Approved, None),
+            Outcome::Denied { id, reason } => (
+                id,
+                Answer::Denied,
+                Some(format!("the operator denied the push: {reason}")),
+            ),
+            Outcome::TimedOut { id } => (
+                id,
+                Answer::TimedOut,
+                Some(format!(
+                    "no operator decided within {} s, so the hold timed out",
+                    gate.limits.hold_timeout_secs
+                )),
+            ),
+            Outcome::Unqueued(reason) => {
+                let rejection = Rejection {
+                    reason: format!("the push needs an operator's approval, but {reason}"),
+                    findings: checked.findings,
+                };
+                reject(gate, repo, replies, record(Decision::Rejected), rejection).await;
+                return false;
+            }
+        };
+        if let Some(reason) = refusal {
+            let mut rejected = record(Decision::Rejected);
+            rejected.held = Some(id);
+            rejected.answer = Some(answer);
+            let rejection = Rejection {
+                reason,
+                findings: checked.findings,
+            };
+            reject(gate, repo, replies, rejected, rejection).await;
+            return false;
+        }
+        replies
+            .message(format!("git gate: item {id} approved; forwarding the push"))
+            .await;
+        answered = Some((id, answer));
+    }
+
+    let forwarded = {
+        let _guard = mirror.lock.lock().await;
+        tokio::time::timeout(
+            limit,
+            forward(mirror, &checked.quarantine, &request.updates, replies),
+        )
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+    };
+    let mut done = match &forwarded {
+        Ok(()) => record(Decision::Forwarded),
+        Err(_) => record(Decision::Rejected),
+    }
+    .findings(&checked.findings);
+    if let Some((id, answer)) = answered {
+        done.held = Some(id);
+        done.answer = Some(answer);
+    }
+    match forwarded {
+        Ok(()) => {
+            gate.audit.write(&done);
+            true
+        }
+        Err(reason) => {
+            let rejection = Rejection {
+                reason,
+                findings: checked.findings,
+            };
+            reject(gate, repo, replies, done, rejection).await;
+            false
+        }
+    }
+}
+
+/// Tells the pusher why the push is rejected and records it.
+async fn reject(
+    gate: &Gate,
+    repo: &str,
+    replies: &mut Replies,
+    record: PushRecord,
+    rejection: Rejection,
+) {
+    tracing::info!(slug = %gate.slug, %repo, "push rejected: {}", rejection.reason);
+    gate.audit.write(
+        &record
+            .findings(&rejection.findings)
+            .reason(&rejection.reason),
+    );
+    replies
+        .message(format!(
+            "git gate: push to '{repo}' rejected: {}",
+            rejection.reason
+        ))
+        .await;
+}
+
+/// Checks the policy and scans. Returns `None` when there is nothing to forward (no ref
+/// updates), the checked push otherwise, or the rejection.
+async fn check(
+    gate: &Gate,
+    mirror: &Mirror,
+    request: &HookRequest,
+) -> Result<Option<Checked>, Rejection> {
     let quarantine = locate_quarantine(mirror, request)?;
     if request.updates.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
 
     // Ref names reach the upstream too, and the policy's messages below repeat them, so
@@ -147,7 +306,8 @@ async fn check_and_forward(
             "possible secrets found in ref names (the values are not shown):\n{}\n\
              Push under another ref name.",
             named.join("\n")
-        ));
+        )
+        .into());
     }
 
     let mut violations = Vec::new();
@@ -161,7 +321,8 @@ async fn check_and_forward(
         return Err(format!(
             "the push policy does not allow it:\n{}",
             violations.join("\n")
-        ));
+        )
+        .into());
     }
 
     let tips: Vec<String> = request
@@ -179,7 +340,11 @@ async fn check_and_forward(
     )
     .await
     .map_err(|reason| format!("the pushed objects cannot be accepted: {reason}"))?;
-    if !findings.is_empty() {
+    let unsuppressed = findings
+        .iter()
+        .filter(|finding| finding.suppressed_by.is_none())
+        .count();
+    if unsuppressed > 0 {
         let lines: Vec<String> = findings
             .iter()
             .map(|finding| format!("  {finding}"))
@@ -190,14 +355,17 @@ async fn check_and_forward(
             findings = findings.len(),
             "push rejected by the secret scan"
         );
-        return Err(format!(
+        let reason = format!(
             "possible secrets found (the values are not shown):\n{}\n\
              Remove them from every commit of the push (rewrite the commits), then push again.",
             lines.join("\n")
-        ));
+        );
+        return Err(Rejection { reason, findings });
     }
-
-    forward(mirror, &quarantine, &request.updates, replies).await
+    Ok(Some(Checked {
+        quarantine,
+        findings,
+    }))
 }
 
 /// Checks that the hook's object directory is a quarantine inside this mirror, and uses

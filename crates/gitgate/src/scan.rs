@@ -19,6 +19,7 @@ use tokio::process::Command;
 use crate::archive::expand;
 use crate::git::{local_git, run_bounded, sanitize_text};
 use crate::mirror::Mirror;
+use crate::suppress::{IgnoreFiles, is_ignore_file, line_marker};
 use crate::tree_check::{EntryVerdict, check_entry, check_gitmodules};
 
 /// Location of the pushed objects: the quarantine directory, with the mirror's own object
@@ -69,30 +70,41 @@ pub(crate) struct PushFinding {
     pub place: Place,
     pub line: usize,
     pub rule: String,
+    /// The suppression marker on the finding's line, or the path of an ignore file of the
+    /// push that covers it. Such a finding makes the push wait for an operator's decision.
+    pub suppressed_by: Option<String>,
+}
+
+impl PushFinding {
+    /// Returns the place without the commit: `file <path>`, `file name <path>`, `commit
+    /// message or author` or `tag message or tagger`.
+    pub fn place_text(&self) -> String {
+        match &self.place {
+            Place::File(path) => format!("file {path}"),
+            Place::FileName(path) => format!("file name {path}"),
+            Place::CommitText => "commit message or author".to_owned(),
+            Place::TagText => "tag message or tagger".to_owned(),
+        }
+    }
 }
 
 impl fmt::Display for PushFinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (line, rule) = (self.line, &self.rule);
         let object = match (&self.place, &self.commit) {
             (Place::TagText, Some(tag)) => format!("tag object {tag}"),
             (_, Some(commit)) => format!("commit {commit}"),
             (_, None) => "a commit of this push".to_owned(),
         };
+        let place = self.place_text();
+        let rule = &self.rule;
         match &self.place {
-            Place::File(path) => write!(f, "{object}, file {path}, line {line}: rule {rule}"),
-            Place::FileName(path) => write!(f, "{object}, file name {path}: rule {rule}"),
-            Place::CommitText => {
-                write!(
-                    f,
-                    "{object}, commit message or author, line {line}: rule {rule}"
-                )
-            }
-            Place::TagText => write!(
-                f,
-                "{object}, tag message or tagger, line {line}: rule {rule}"
-            ),
+            Place::FileName(_) => write!(f, "{object}, {place}: rule {rule}"),
+            _ => write!(f, "{object}, {place}, line {}: rule {rule}", self.line),
+        }?;
+        if let Some(marker) = &self.suppressed_by {
+            write!(f, " (suppressed by {marker})")?;
         }
+        Ok(())
     }
 }
 
@@ -103,6 +115,9 @@ struct RawFinding {
     place: Place,
     line: usize,
     rule: String,
+    /// The path of the file or tree entry as pushed, not redacted, to look up ignore files.
+    path: Option<String>,
+    suppressed_by: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -126,8 +141,27 @@ pub(crate) async fn scan_push(
     if tips.is_empty() {
         return Ok(Vec::new());
     }
+    let started = std::time::Instant::now();
     let objects = list_new_objects(mirror, quarantine, tips).await?;
-    let raw = scan_objects(mirror, quarantine, scanner, &objects, max_object_bytes).await?;
+    let scanned = scan_objects(mirror, quarantine, scanner, &objects, max_object_bytes).await?;
+    tracing::info!(
+        repo = %mirror.repo.name,
+        objects = objects.len(),
+        bytes = scanned.bytes,
+        elapsed_ms = started.elapsed().as_millis(),
+        "scanned the pushed objects"
+    );
+    let mut raw = scanned.findings;
+    for found in &mut raw {
+        if found.suppressed_by.is_none()
+            && let Some(path) = &found.path
+        {
+            found.suppressed_by = scanned
+                .ignore_files
+                .covering(path)
+                .map(|ignore_file| display_path(scanner, ignore_file));
+        }
+    }
 
     let commit_of = if raw
         .iter()
@@ -149,6 +183,7 @@ pub(crate) async fn scan_push(
                 place: found.place,
                 line: found.line,
                 rule: found.rule,
+                suppressed_by: found.suppressed_by,
             }
         })
         .collect();
@@ -194,7 +229,7 @@ async fn scan_objects(
     scanner: &Scanner,
     objects: &[(String, String)],
     max_object_bytes: u64,
-) -> Result<Vec<RawFinding>, String> {
+) -> Result<ObjectScan, String> {
     let mut command = quarantine.git(mirror);
     command.args(["cat-file", "--batch"]);
     command
@@ -244,6 +279,7 @@ async fn scan_objects(
                  scanner reads; large files are rejected rather than pushed unscanned"
             ));
         }
+        found.bytes += size;
         let mut contents = vec![0u8; usize::try_from(size).expect("size is below the limit")];
         reader
             .read_exact(&mut contents)
@@ -292,7 +328,7 @@ async fn scan_objects(
     for blob in &found.gitmodules {
         check_gitmodules(mirror, quarantine, blob).await?;
     }
-    Ok(found.findings)
+    Ok(found)
 }
 
 /// Findings and `.gitmodules` blobs collected by the scan of the objects.
@@ -301,6 +337,10 @@ struct ObjectScan {
     findings: Vec<RawFinding>,
     /// Ids of the blobs that new trees name `.gitmodules`.
     gitmodules: Vec<String>,
+    /// Secret scanners' ignore files among the pushed blobs.
+    ignore_files: IgnoreFiles,
+    /// Bytes of the objects read, before any expansion.
+    bytes: u64,
 }
 
 fn scan_object(
@@ -314,25 +354,30 @@ fn scan_object(
 ) -> Result<(), String> {
     let findings = &mut out.findings;
     let gitmodules = &mut out.gitmodules;
-    let mut add = |place: Place, found: Vec<bottle_scanner::Finding>| {
-        for finding in found {
+    // Each finding's line in `text` is searched for a suppression marker. File names
+    // have no line, so only an ignore file can cover them (below, for trees).
+    let mut add = |place: Place, text: &[u8], raw_path: Option<&str>| {
+        for finding in scanner.scan(text) {
             findings.push(RawFinding {
                 object: id.to_owned(),
                 kind,
                 place: place.clone(),
                 line: finding.line,
                 rule: finding.rule.to_string(),
+                path: raw_path.map(str::to_owned),
+                suppressed_by: line_marker(text, finding.start, finding.end).map(str::to_owned),
             });
         }
     };
     match kind {
-        ObjectKind::Commit => add(Place::CommitText, scanner.scan(contents)),
-        ObjectKind::Tag => add(Place::TagText, scanner.scan(contents)),
+        ObjectKind::Commit => add(Place::CommitText, contents, None),
+        ObjectKind::Tag => add(Place::TagText, contents, None),
         ObjectKind::Blob => {
+            if is_ignore_file(path) {
+                out.ignore_files.add(path, contents);
+            }
             let display_name = display_path(scanner, path);
-            add(Place::File(display_name.clone()), scanner.scan(contents));
-            // TODO(security): only gzip and zip are expanded; other compressed formats
-            // (xz, bzip2, 7z, zstd) are scanned as raw bytes.
+            add(Place::File(display_name.clone()), contents, Some(path));
             let members = expand(contents, max_object_bytes)
                 .map_err(|reason| format!("file {display_name} ({id}): {reason}"))?;
             for member in members {
@@ -340,7 +385,7 @@ fn scan_object(
                     "{display_name}!{}",
                     display_path(scanner, &member.name)
                 ));
-                add(place, scanner.scan(&member.data));
+                add(place, &member.data, Some(path));
             }
         }
         ObjectKind::Tree => {
@@ -363,10 +408,17 @@ fn scan_object(
                 if verdict == EntryVerdict::Gitmodules {
                     gitmodules.push(hex(entry.id));
                 }
-                add(
-                    Place::FileName(display_path(scanner, &full)),
-                    scanner.scan(name),
-                );
+                for finding in scanner.scan(name) {
+                    findings.push(RawFinding {
+                        object: id.to_owned(),
+                        kind,
+                        place: Place::FileName(display_path(scanner, &full)),
+                        line: finding.line,
+                        rule: finding.rule.to_string(),
+                        path: Some(full.clone()),
+                        suppressed_by: None,
+                    });
+                }
             }
         }
     }

@@ -626,5 +626,70 @@ fn secret_in_ref_name_is_caught() {
             "the rejection shows the secret: {text}"
         );
         assert_eq!(upstream_ref(&world.upstream, &name), None);
+
+        // The push audit log records the rejection with the ref name redacted.
+        let log = std::fs::read_to_string(world.path().join("logs/git.jsonl")).unwrap();
+        let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+        assert_eq!(last["decision"], "rejected");
+        assert!(
+            last["refs"][0]["name"]
+                .as_str()
+                .unwrap()
+                .contains("[REDACTED:")
+        );
+        assert!(
+            !log.contains(&secret),
+            "the audit log shows the secret: {log}"
+        );
     }
+}
+
+/// Returns how many SSH sessions the upstream's sshd has accepted.
+fn ssh_sessions(world: &World) -> usize {
+    world
+        .sshd
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|line| line.contains("Accepted publickey"))
+        .count()
+}
+
+#[test]
+fn unchanged_upstream_skips_fetch() {
+    let world = World::new();
+    let repo = world.repo();
+    let gate = GateHandle::start(world.config("state", repo.clone(), vec![]));
+    let client = Client::new(&world, "agent", &gate, &[repo]);
+    let work = client.clone(&world.url(), "work");
+
+    // The mirror matches the upstream: the refresh lists the refs and fetches nothing.
+    let before = ssh_sessions(&world);
+    client.git_ok(&work, &["fetch", "--quiet", "origin"]);
+    assert_eq!(
+        ssh_sessions(&world) - before,
+        1,
+        "one SSH session for ls-remote"
+    );
+
+    // Positive control: a new upstream commit costs a second session, for the fetch.
+    let upstream_commit = world.commit_directly("upstream.txt", "Upstream change");
+    let before = ssh_sessions(&world);
+    client.git_ok(&work, &["fetch", "--quiet", "origin"]);
+    assert_eq!(ssh_sessions(&world) - before, 2, "ls-remote and fetch");
+    let fetched = client.git_ok(&work, &["rev-parse", "origin/main"]);
+    assert_eq!(fetched.trim(), upstream_commit);
+
+    // After a forwarded push, the mirror's ref already has the upstream's value.
+    client.git_ok(&work, &["merge", "--quiet", "--ff-only", "origin/main"]);
+    let pushed = client.commit_file(&work, "notes.txt", "plain notes\n", "Add notes");
+    client.git_ok(&work, &["push", "--quiet", "origin", "main"]);
+    let before = ssh_sessions(&world);
+    client.git_ok(&work, &["fetch", "--quiet", "origin"]);
+    assert_eq!(ssh_sessions(&world) - before, 1, "no fetch after a push");
+    assert_eq!(
+        upstream_ref(&world.upstream, "refs/heads/main"),
+        Some(pushed)
+    );
 }

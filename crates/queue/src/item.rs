@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::git_push::GitPush;
 use crate::sanitize::sanitize;
 
 /// The kind of request an item contains.
@@ -98,8 +99,12 @@ pub struct Item {
     pub expires_unix: u64,
     /// The summary shown to the operator.
     pub summary: Summary,
-    /// SHA-256 of the held request, see [`crate::request_digest`].
+    /// SHA-256 of the held request, see [`crate::request_digest`] and
+    /// [`crate::GitPush::digest`].
     pub digest: String,
+    /// The held push, for items of kind [`Kind::GitPush`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub git_push: Option<GitPush>,
 }
 
 /// The operator's verdict.

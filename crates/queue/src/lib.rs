@@ -8,12 +8,14 @@
 //! repeats that digest, so an approval cannot be applied to another request.
 
 mod digest;
+mod git_push;
 mod id;
 mod item;
 mod sanitize;
 mod store;
 
 pub use digest::{RequestDigest, request_digest, value_digest};
+pub use git_push::{GitFinding, GitPush, GitRefUpdate};
 pub use id::{is_valid_id, new_id};
 pub use item::{Decision, FindingSummary, Item, Kind, Summary, Verdict};
 pub use sanitize::sanitize;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::QueueError;
+use crate::git_push::GitPush;
 use crate::id::{is_valid_id, new_id};
 use crate::item::{Decision, Item, Kind, Summary, Verdict};
 
@@ -50,6 +51,37 @@ impl Queue {
         digest: &str,
         hold: Duration,
     ) -> Result<Item, QueueError> {
+        self.submit_item(slug, kind, summary, digest, hold, None)
+    }
+
+    /// Writes a new item for a push held by the git gate, bound to the push's ref updates
+    /// by [`GitPush::digest`], and returns it.
+    pub fn submit_git_push(
+        &self,
+        slug: &str,
+        push: GitPush,
+        hold: Duration,
+    ) -> Result<Item, QueueError> {
+        let digest = push.digest();
+        self.submit_item(
+            slug,
+            Kind::GitPush,
+            push.summary(),
+            &digest,
+            hold,
+            Some(push),
+        )
+    }
+
+    fn submit_item(
+        &self,
+        slug: &str,
+        kind: Kind,
+        summary: Summary,
+        digest: &str,
+        hold: Duration,
+        git_push: Option<GitPush>,
+    ) -> Result<Item, QueueError> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -64,6 +96,7 @@ impl Queue {
             expires_unix: created_unix.saturating_add(hold.as_secs().max(1)),
             summary,
             digest: digest.to_owned(),
+            git_push,
         };
         write_atomic(&self.item_path(&item.id), &item)?;
         Ok(item)

@@ -1,8 +1,10 @@
 //! Decoding of base64 runs, percent-encoded runs and backslash escapes in the input, so
 //! that the detectors also scan what an encoded value hides.
 //!
-//! Each run is decoded once. Decoded bytes are scanned but never decoded again, so the
-//! work stays within a small multiple of the input size whatever the nesting.
+//! Each run is decoded once. Decoded base64 is searched for base64 runs again, up to
+//! [`MAX_BASE64_DEPTH`] levels, so base64 of base64 is seen. Other decoded bytes are
+//! scanned but never decoded again. Each level is at most three quarters the size of the
+//! one above, so the work stays within a small multiple of the input size.
 
 use crate::encode::{decode_base64_lenient, is_base64_byte};
 use crate::finding::Encoding;
@@ -17,6 +19,10 @@ pub(crate) const MIN_BASE64_RUN: usize = 24;
 /// Shortest run of hex digits that is decoded and rescanned: 16 bytes, less than any token
 /// format the rules know.
 pub(crate) const MIN_HEX_RUN: usize = 32;
+
+/// Levels of base64 decoded inside one another: a token in base64 of base64 of base64 is
+/// found, one more level is not.
+pub(crate) const MAX_BASE64_DEPTH: usize = 3;
 
 /// The shortest line after which a base64 run may continue on the next line, as in
 /// MIME (76 characters) and PEM (64) line wrapping.
@@ -38,6 +44,12 @@ pub(crate) enum SpanMap<'a> {
     },
     /// Hex: decoded byte `j` comes from the two digits at input offset `origin + 2j`.
     Hex { origin: usize },
+    /// A view decoded from another decoded view: `inner` maps to the outer view's bytes,
+    /// and `outer` maps those to the input.
+    Nested {
+        inner: &'a SpanMap<'a>,
+        outer: &'a SpanMap<'a>,
+    },
 }
 
 impl SpanMap<'_> {
@@ -57,6 +69,10 @@ impl SpanMap<'_> {
                 (origin + start, origin + end)
             }
             SpanMap::Hex { origin } => (origin + 2 * start, origin + 2 * end),
+            SpanMap::Nested { inner, outer } => {
+                let (start, end) = inner.to_input(start, end);
+                outer.to_input(start, end)
+            }
         }
     }
 }
@@ -71,6 +87,8 @@ pub(crate) struct Decoder {
     offsets: Vec<usize>,
     decoded: Vec<u8>,
     escapes: Vec<Escape>,
+    /// Buffers for base64 found inside decoded base64, created on first use.
+    nested: Option<Box<Decoder>>,
 }
 
 impl Decoder {
@@ -84,25 +102,9 @@ impl Decoder {
         haystack: &[u8],
         mut visit: impl FnMut(&[u8], &SpanMap<'_>, Encoding),
     ) {
-        let mut i = 0;
-        while i < haystack.len() {
-            if !is_base64_byte(haystack[i]) {
-                i += 1;
-                continue;
-            }
-            i = self.collect_base64_run(haystack, i);
-            for alignment in 0..4 {
-                if self.chars.len() < alignment + MIN_BASE64_RUN {
-                    break;
-                }
-                decode_base64_lenient(&self.chars[alignment..], &mut self.decoded);
-                let map = SpanMap::Base64 {
-                    offsets: &self.offsets,
-                    alignment,
-                };
-                visit(&self.decoded, &map, Encoding::Base64);
-            }
-        }
+        self.for_each_base64_view(haystack, MAX_BASE64_DEPTH, &mut |decoded, map| {
+            visit(decoded, map, Encoding::Base64);
+        });
 
         for (origin, run) in percent_runs(haystack) {
             if !has_percent_escape(run) {
@@ -156,6 +158,48 @@ impl Decoder {
         }
     }
 
+    /// Calls `visit` with every base64 view of `haystack` (each run of at least
+    /// [`MIN_BASE64_RUN`] characters at each of its four alignments) and, down to `depth`
+    /// levels, with the base64 views of those views.
+    fn for_each_base64_view(
+        &mut self,
+        haystack: &[u8],
+        depth: usize,
+        visit: &mut dyn FnMut(&[u8], &SpanMap<'_>),
+    ) {
+        let mut i = 0;
+        while i < haystack.len() {
+            if !is_base64_byte(haystack[i]) {
+                i += 1;
+                continue;
+            }
+            i = self.collect_base64_run(haystack, i);
+            for alignment in 0..4 {
+                if self.chars.len() < alignment + MIN_BASE64_RUN {
+                    break;
+                }
+                decode_base64_lenient(&self.chars[alignment..], &mut self.decoded);
+                let map = SpanMap::Base64 {
+                    offsets: &self.offsets,
+                    alignment,
+                };
+                visit(&self.decoded, &map);
+                if depth > 1 && has_base64_run(&self.decoded) {
+                    let nested = self.nested.get_or_insert_with(Box::default);
+                    nested.for_each_base64_view(&self.decoded, depth - 1, &mut |inner, map2| {
+                        visit(
+                            inner,
+                            &SpanMap::Nested {
+                                inner: map2,
+                                outer: &map,
+                            },
+                        );
+                    });
+                }
+            }
+        }
+    }
+
     /// Collects the base64 run starting at `start` into `chars` and `offsets`, following
     /// it across line breaks after lines whose length is a multiple of 4; returns the
     /// offset just past the run.
@@ -193,6 +237,23 @@ impl Decoder {
         }
         i
     }
+}
+
+/// Returns whether `bytes` has a run of [`MIN_BASE64_RUN`] base64 characters, so that
+/// decoding it again can find something.
+fn has_base64_run(bytes: &[u8]) -> bool {
+    let mut run = 0;
+    for &byte in bytes {
+        if is_base64_byte(byte) {
+            run += 1;
+            if run >= MIN_BASE64_RUN {
+                return true;
+            }
+        } else if byte != b'\n' && byte != b'\r' {
+            run = 0;
+        }
+    }
+    false
 }
 
 /// Returns whether `byte` ends a URL-like run: whitespace, controls, quotes, angle

@@ -62,7 +62,8 @@
 //! - A private key BEGIN line followed by fewer than 64 base64 characters (a parser's
 //!   source code, a truncated key) is not reported. PuTTY `.ppk` keys and DER (binary)
 //!   keys are not recognised.
-//! - Decoding goes one level deep: base64 inside a percent-encoded run is decoded only if
+//! - Base64 inside decoded base64 is decoded again, three levels deep; other decoded
+//!   text is not decoded again, so base64 inside a percent-encoded run is decoded only if
 //!   the base64 characters themselves are not escaped. HTML entities, quoted-printable,
 //!   compression and archives are not decoded here, so callers decode bodies first.
 //! - Short-prefix rules (legacy `sk-`, `AKIA`, `ASIA`) need the token to start a word

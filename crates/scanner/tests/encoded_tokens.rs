@@ -40,3 +40,30 @@ fn object_ids_are_not_findings() {
         .collect();
     assert!(Scanner::default().scan(ids.as_bytes()).is_empty());
 }
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[test]
+fn nested_base64_token_found() {
+    let token = format!("ghp_{}", random(23, BASE62, 36));
+    let mut encoded = format!("token={token}");
+    for level in 1..=3 {
+        encoded = base64(encoded.as_bytes());
+        let text = format!("data: {encoded}\n");
+        let findings = Scanner::default().scan(text.as_bytes());
+        assert_eq!(findings.len(), 1, "{level} levels: {findings:?}");
+        assert_eq!(findings[0].rule.as_str(), "github-pat", "{level} levels");
+        assert_eq!(findings[0].encoding, Encoding::Base64, "{level} levels");
+        assert!(findings[0].start >= "data: ".len(), "{level} levels");
+        assert!(findings[0].end < text.len(), "{level} levels");
+    }
+
+    // The depth is bounded: a fourth level is not decoded.
+    encoded = base64(encoded.as_bytes());
+    let text = format!("data: {encoded}\n");
+    assert!(Scanner::default().scan(text.as_bytes()).is_empty());
+}

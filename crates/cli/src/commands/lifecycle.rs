@@ -108,7 +108,15 @@ fn valid_slug(slug: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
-pub fn logs(slug: &str, follow: bool) -> Exit {
+/// The audit logs `bottle logs` prints, in this order: the egress proxy's decisions and
+/// the git gate's push decisions.
+const AUDIT_LOGS: [&str; 2] = ["egress.jsonl", "git.jsonl"];
+
+/// Prints a bottle's audit logs: `egress.jsonl`, then `git.jsonl` when the bottle has a
+/// git gate (only the first with `egress_only`). With `follow`, prints the lines appended
+/// to either while the bottle runs; every line carries its `time`, by which lines of the
+/// two logs can be ordered.
+pub fn logs(slug: &str, follow: bool, egress_only: bool) -> Exit {
     if !valid_slug(slug) {
         eprintln!("bottle: invalid bottle name {slug:?}; `bottle ls` lists the bottles");
         return Exit::Usage;
@@ -116,35 +124,50 @@ pub fn logs(slug: &str, follow: bool) -> Exit {
     let Some(config) = config_dir() else {
         return Exit::Failure;
     };
-    let path = config.join("logs").join(slug).join("egress.jsonl");
-    let mut file = match std::fs::File::open(&path) {
-        Ok(file) => file,
-        Err(err) => {
-            eprintln!(
-                "bottle: no egress log for bottle {slug} ({}: {err}); `bottle ls` lists the \
-                 running bottles",
-                path.display()
-            );
-            return Exit::Failure;
-        }
-    };
+    let dir = config.join("logs").join(slug);
+    let count = if egress_only { 1 } else { AUDIT_LOGS.len() };
+    let mut files: Vec<(PathBuf, Option<std::fs::File>)> = AUDIT_LOGS[..count]
+        .iter()
+        .map(|name| {
+            let path = dir.join(name);
+            let file = std::fs::File::open(&path).ok();
+            (path, file)
+        })
+        .collect();
+    if files.iter().all(|(_, file)| file.is_none()) {
+        eprintln!(
+            "bottle: no audit log for bottle {slug} in {}; `bottle ls` lists the running \
+             bottles",
+            dir.display()
+        );
+        return Exit::Failure;
+    }
 
     let state = config.join("state").join(slug);
     let mut stdout = std::io::stdout();
     let mut buffer = Vec::new();
     loop {
-        buffer.clear();
-        if let Err(err) = file.read_to_end(&mut buffer) {
-            eprintln!("bottle: cannot read {}: {err}", path.display());
-            return Exit::Failure;
-        }
-        if stdout
-            .write_all(&buffer)
-            .and_then(|()| stdout.flush())
-            .is_err()
-        {
-            // The reader went away, as with `bottle logs x | head`.
-            return Exit::Success;
+        for (path, file) in &mut files {
+            if file.is_none() {
+                // The gate creates its log at start-up, which may come after ours.
+                *file = std::fs::File::open(&*path).ok();
+            }
+            let Some(file) = file else {
+                continue;
+            };
+            buffer.clear();
+            if let Err(err) = file.read_to_end(&mut buffer) {
+                eprintln!("bottle: cannot read {}: {err}", path.display());
+                return Exit::Failure;
+            }
+            if stdout
+                .write_all(&buffer)
+                .and_then(|()| stdout.flush())
+                .is_err()
+            {
+                // The reader went away, as with `bottle logs x | head`.
+                return Exit::Success;
+            }
         }
         if !follow || !state.exists() {
             return Exit::Success;

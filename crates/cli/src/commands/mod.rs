@@ -29,7 +29,11 @@ pub fn dispatch(cli: Cli) -> Exit {
         Command::Init => init::init(),
         Command::Completions { shell } => init::completions(shell),
         Command::Ls { json } => lifecycle::ls(json),
-        Command::Logs { slug, follow, .. } => lifecycle::logs(&slug, follow),
+        Command::Logs {
+            slug,
+            follow,
+            egress,
+        } => lifecycle::logs(&slug, follow, egress),
         Command::Stop { slug } => lifecycle::stop(&slug),
         Command::Sidecar {
             listeners,

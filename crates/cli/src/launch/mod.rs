@@ -337,6 +337,8 @@ fn prepare(
             hook_program: backend.hook_program.clone(),
             hook_args: vec![crate::PRE_RECEIVE_ARG.to_owned()],
             limits: bottle_gitgate::GateLimits::default(),
+            queue_dir: Some(bottle_queue::bottle_queue_dir(&options.config_dir, slug)),
+            audit_log: Some(dirs.logs.join("git.jsonl")),
         };
         config
             .validate()

@@ -92,6 +92,8 @@ impl World {
                 connect_timeout_secs: 10,
                 ..GateLimits::default()
             },
+            queue_dir: Some(self.path().join("queue")),
+            audit_log: Some(self.path().join("logs/git.jsonl")),
         }
     }
 }
