@@ -31,6 +31,7 @@ mod inject;
 mod limit;
 mod magic;
 mod outbound;
+mod pool;
 mod response;
 mod server;
 mod upstream;
@@ -45,6 +46,7 @@ pub use dlp::{DlpFinding, Location};
 pub use error::ProxyError;
 pub use inbound::{InboundFinding, Severity};
 pub use magic::MAGIC_HOST;
+pub use pool::PoolSettings;
 pub use response::DECISION_HEADER;
 pub use upstream::UpstreamError;
 
@@ -63,7 +65,16 @@ pub async fn serve(
     config: SidecarConfig,
     listener: tokio::net::TcpListener,
 ) -> Result<(), ProxyError> {
-    let proxy = Arc::new(Proxy::new(config)?);
+    serve_with(config, PoolSettings::default(), listener).await
+}
+
+/// Serves the proxy like [`serve`], with the given upstream connection reuse settings.
+pub async fn serve_with(
+    config: SidecarConfig,
+    pool: PoolSettings,
+    listener: tokio::net::TcpListener,
+) -> Result<(), ProxyError> {
+    let proxy = Arc::new(Proxy::new(config, pool)?);
     let address = listener.local_addr().map_err(ProxyError::Listener)?;
     proxy.announce(&[address]);
     proxy.accept_loop(listener).await
@@ -85,7 +96,7 @@ pub fn run_sidecar(
         .map_err(ProxyError::Runtime)?;
 
     runtime.block_on(async move {
-        let proxy = Arc::new(Proxy::new(config)?);
+        let proxy = Arc::new(Proxy::new(config, PoolSettings::default())?);
         let mut addresses = Vec::with_capacity(listeners.len());
         let mut tasks = tokio::task::JoinSet::new();
         for listener in listeners {
