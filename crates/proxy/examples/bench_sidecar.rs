@@ -5,10 +5,10 @@
 //! prompt-injection scan, `supervise` on a finding), and two synthetic known secrets.
 //!
 //! ```text
-//! bench_sidecar LISTEN HOST CONNECT UPSTREAM_CA OUT_DIR
+//! bench_sidecar LISTEN HOST:PORT CONNECT UPSTREAM_CA OUT_DIR
 //! ```
 //!
-//! `LISTEN` is the proxy's `address:port`, `HOST` the route host, `CONNECT` the upstream
+//! `LISTEN` is the proxy's `address:port`, `HOST:PORT` the route's host and port, `CONNECT` the upstream
 //! `address:port` to dial for it, `UPSTREAM_CA` the PEM file the upstream's certificate
 //! chains to. The bottle CA certificate (for the client's trust store) and the audit log
 //! are written to `OUT_DIR`. The line `ready` is printed once the proxy serves.
@@ -22,8 +22,15 @@ use bottle_proxy::{CertificateAuthority, SidecarConfig};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [listen, host, connect, upstream_ca, out_dir] = args.as_slice() else {
-        eprintln!("usage: bench_sidecar LISTEN HOST CONNECT UPSTREAM_CA OUT_DIR");
+    let [listen, route_host, connect, upstream_ca, out_dir] = args.as_slice() else {
+        eprintln!("usage: bench_sidecar LISTEN HOST:PORT CONNECT UPSTREAM_CA OUT_DIR");
+        std::process::exit(2);
+    };
+    let Some((host, port)) = route_host
+        .rsplit_once(':')
+        .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+    else {
+        eprintln!("bench_sidecar: {route_host} is not HOST:PORT");
         std::process::exit(2);
     };
     let out_dir = PathBuf::from(out_dir);
@@ -31,8 +38,8 @@ fn main() {
     std::fs::write(out_dir.join("bottle-ca.pem"), ca.cert_pem()).expect("write the bottle CA");
 
     let route = Route {
-        host: host.clone(),
-        port: 443,
+        host,
+        port,
         auth: None,
         matches: Vec::new(),
         websocket: false,
