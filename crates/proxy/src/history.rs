@@ -25,7 +25,7 @@ const TAIL: usize = 4096;
 /// Fields tracked in total; the history is cleared when an agent invents more.
 const MAX_FIELDS: usize = 4096;
 
-/// Longest value whose scan result is remembered for a repeat of it.
+/// Maximum length of a value whose scan result is remembered for a repeat of it.
 const REMEMBERED_VALUE: usize = 512;
 
 /// The history of one field of one host.
@@ -48,7 +48,7 @@ impl FieldHistory {
         let added = newline + piece.len();
         let len = self.tail.len();
         // A full tail stays the same when it is periodic with the added length and ends
-        // with the added bytes; a stream of one repeated value reaches that state.
+        // with the added bytes. A stream of one repeated value reaches that state.
         self.stable = len == TAIL
             && added <= len
             && self.tail[len - added + newline..] == *piece
@@ -66,11 +66,13 @@ impl FieldHistory {
     }
 }
 
+/// Field histories by host, then by field name, and how many fields they have in all.
+type Hosts = (HashMap<String, HashMap<String, FieldHistory>>, usize);
+
 /// Recent field values by host and field name.
 #[derive(Debug)]
 pub(crate) struct History {
-    /// Field histories by host, then by field name.
-    hosts: Mutex<(HashMap<String, HashMap<String, FieldHistory>>, usize)>,
+    hosts: Mutex<Hosts>,
     /// Whether scan results are remembered for repeated values; off only in tests that
     /// compare against the plain algorithm.
     remember: bool,
@@ -224,7 +226,7 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_value_makes_the_tail_stable() {
+    fn tail_turns_stable_on_repeats() {
         let mut field = FieldHistory::default();
         for _ in 0..2000 {
             field.push(b"*/*");
@@ -237,7 +239,7 @@ mod tests {
     }
 
     #[test]
-    fn a_repeated_value_is_scanned_again_after_the_tail_changed() {
+    fn repeat_after_change_is_rescanned() {
         let scanner = Scanner::new(&[SECRET]);
         let history = History::default();
         let mut found = Vec::new();

@@ -89,6 +89,8 @@ pub fn run_sidecar(
     listeners: Vec<std::net::TcpListener>,
     on_ready: impl FnOnce(),
 ) -> Result<(), ProxyError> {
+    // TODO(perf): after a burst of connections the allocator keeps their freed TLS and
+    // HTTP buffers, so resident memory stays near its peak (84 MiB after 1,000).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bottle-proxy")

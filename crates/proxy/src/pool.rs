@@ -1,7 +1,7 @@
 //! Reuse of upstream connections: idle HTTP/1.1 connections and shared HTTP/2 connections,
 //! kept per [`PoolKey`] for a bounded time.
 //!
-//! The key holds everything that decides who the upstream is and how it is trusted: the
+//! The key contains everything that decides who the upstream is and how it is trusted: the
 //! route (which fixes its `connect` target and `upstream_ca`, or the system roots), the
 //! host (the SNI and the name the certificate is verified against), the port, TLS or
 //! plain, and the ALPN protocols offered. A connection is only ever handed out for the
@@ -165,8 +165,8 @@ impl Pool {
         self.start_reaper(&mut state);
     }
 
-    /// Returns an HTTP/1.1 connection to the pool once its response has been read to the
-    /// end. A connection that closes instead (the upstream said `Connection: close`, or
+    /// Puts an HTTP/1.1 connection back in the pool once its response has been read to the
+    /// end. A connection that closes instead (the upstream sent `Connection: close`, or
     /// the agent dropped the response) is not kept.
     pub(crate) fn checkin_when_idle(
         self: &Arc<Self>,
@@ -204,8 +204,8 @@ impl Pool {
         self.start_reaper(&mut state);
     }
 
-    /// Starts the task that closes connections idle for longer than the timeout. It holds
-    /// the pool weakly and ends with it.
+    /// Starts the task that closes connections idle for longer than the timeout. It keeps
+    /// a weak reference to the pool and ends with it.
     fn start_reaper(self: &Arc<Self>, state: &mut State) {
         if state.reaper_started {
             return;

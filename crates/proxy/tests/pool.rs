@@ -44,7 +44,7 @@ enum Mode {
     Http1,
     /// HTTP/2.
     Http2,
-    /// HTTP/1.1 that answers one request and closes the connection without saying so.
+    /// HTTP/1.1 that serves one request and closes the connection without notice.
     CloseSilently,
 }
 
@@ -138,7 +138,7 @@ fn record(
     });
 }
 
-/// Reads one request head, answers it, and closes the connection without
+/// Reads one request head, responds to it, and closes the connection without
 /// `Connection: close`, as an upstream whose keep-alive timer fired would.
 async fn answer_once<S>(mut tls: S, connection: usize, sni: Option<String>, log: &Mutex<Vec<Seen>>)
 where
@@ -167,7 +167,7 @@ where
 }
 
 impl Fixture {
-    /// A route for `host` whose upstream is `upstream`.
+    /// Returns a route for `host` whose upstream is `upstream`.
     fn counted_route(&self, host: &str, upstream: &CountingUpstream) -> bottle_policy::Route {
         let mut route = self.route(host);
         route.connect = Some(upstream.address.to_string());
@@ -247,7 +247,7 @@ async fn settle() {
 }
 
 #[tokio::test]
-async fn two_requests_on_one_agent_connection_share_one_http1_upstream_connection() {
+async fn pool_reuses_http1_connection() {
     let fixture = Fixture::new().await;
     let upstream = CountingUpstream::start(&fixture.upstream_ca, Mode::Http1).await;
     let route = fixture.counted_route(API, &upstream);
@@ -269,7 +269,7 @@ async fn two_requests_on_one_agent_connection_share_one_http1_upstream_connectio
 }
 
 #[tokio::test]
-async fn without_reuse_every_request_opens_its_own_upstream_connection() {
+async fn pool_disabled_dials_every_request() {
     // Positive control of the test above: the same exchange with reuse off.
     let fixture = Fixture::new().await;
     let upstream = CountingUpstream::start(&fixture.upstream_ca, Mode::Http1).await;
@@ -288,7 +288,7 @@ async fn without_reuse_every_request_opens_its_own_upstream_connection() {
 }
 
 #[tokio::test]
-async fn http2_upstream_connection_is_shared_by_agent_connections() {
+async fn pool_shares_http2_connection() {
     let fixture = Fixture::new().await;
     let upstream = CountingUpstream::start(&fixture.upstream_ca, Mode::Http2).await;
     let route = fixture.counted_route(API, &upstream);
@@ -305,7 +305,7 @@ async fn http2_upstream_connection_is_shared_by_agent_connections() {
 }
 
 #[tokio::test]
-async fn a_connection_to_one_host_is_never_used_for_another_with_the_same_address() {
+async fn pool_keeps_hosts_apart_on_one_address() {
     let fixture = Fixture::new().await;
     for mode in [Mode::Http1, Mode::Http2] {
         let upstream = CountingUpstream::start(&fixture.upstream_ca, mode).await;
@@ -352,7 +352,7 @@ async fn a_connection_to_one_host_is_never_used_for_another_with_the_same_addres
 }
 
 #[tokio::test]
-async fn the_injected_token_goes_only_to_the_route_that_owns_it() {
+async fn pool_sends_token_to_owning_route_only() {
     let fixture = Fixture::new().await;
     for mode in [Mode::Http1, Mode::Http2] {
         let upstream = CountingUpstream::start(&fixture.upstream_ca, mode).await;
@@ -387,7 +387,7 @@ async fn the_injected_token_goes_only_to_the_route_that_owns_it() {
 }
 
 #[tokio::test]
-async fn a_connection_the_upstream_closed_is_replaced() {
+async fn pool_replaces_closed_connection() {
     let fixture = Fixture::new().await;
     let upstream = CountingUpstream::start(&fixture.upstream_ca, Mode::CloseSilently).await;
     let route = fixture.counted_route(API, &upstream);

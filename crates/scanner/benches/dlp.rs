@@ -69,7 +69,7 @@ const WORDS: &[&str] = &[
     "build",
 ];
 
-/// English-like prose with punctuation and line breaks.
+/// Builds English-like prose with punctuation and line breaks.
 fn text(size: usize) -> Vec<u8> {
     let mut rng = Rng(0x1234_5678_9abc_def1);
     let mut out = Vec::with_capacity(size + 64);
@@ -86,7 +86,7 @@ fn text(size: usize) -> Vec<u8> {
     out
 }
 
-/// A JSON array of records such as an API request carries.
+/// Builds a JSON array of records such as an API request carries.
 fn json(size: usize) -> Vec<u8> {
     let mut rng = Rng(0x0fed_cba9_8765_4321);
     let mut out = b"[".to_vec();
@@ -97,7 +97,7 @@ fn json(size: usize) -> Vec<u8> {
             "{{\"id\":{id},\"name\":\"{} {}\",\"enabled\":{},\"score\":{}.{},\"tags\":[\"{}\",\"{}\"],\"note\":\"{} {} {}\"}},",
             rng.pick(WORDS),
             rng.pick(WORDS),
-            rng.next() % 2 == 0,
+            rng.next().is_multiple_of(2),
             rng.next() % 1000,
             rng.next() % 100,
             rng.pick(WORDS),
@@ -113,7 +113,7 @@ fn json(size: usize) -> Vec<u8> {
     out
 }
 
-/// Random bytes.
+/// Builds random bytes.
 fn binary(size: usize) -> Vec<u8> {
     let mut rng = Rng(0xdead_beef_cafe_f00d);
     let mut out = Vec::with_capacity(size + 8);
@@ -124,7 +124,7 @@ fn binary(size: usize) -> Vec<u8> {
     out
 }
 
-/// Random bytes in base64, wrapped at 76 characters as MIME does.
+/// Builds random bytes in base64, wrapped at 76 characters as MIME does.
 fn base64(size: usize) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut rng = Rng(0x0123_4567_89ab_cdef);

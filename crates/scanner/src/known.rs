@@ -236,7 +236,7 @@ fn strip_with_offsets(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
     let mut offsets = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        // Copy the run of bytes up to the next possible separator in one go; a backslash
+        // Copy the run of bytes up to the next possible separator in one go. A backslash
         // may start a `\n` escape, so it ends the run too.
         let run = bytes[i..]
             .iter()
@@ -269,7 +269,8 @@ mod tests {
 
     use super::*;
 
-    /// The byte-at-a-time definition that [`strip_with_offsets`] implements faster.
+    /// Strips separators one byte at a time, the definition that [`strip_with_offsets`]
+    /// implements faster.
     fn strip_reference(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
         let mut copy = Vec::new();
         let mut offsets = Vec::new();

@@ -16,7 +16,7 @@ pub(super) struct Prepared {
     pub(super) authority: String,
 }
 
-/// Why a request could not be sent.
+/// The reason a request could not be sent.
 pub(super) enum Failure {
     /// The upstream could not be reached or the exchange failed.
     Upstream(UpstreamError),
