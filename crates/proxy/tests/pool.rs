@@ -46,6 +46,9 @@ enum Mode {
     Http2,
     /// HTTP/1.1 that serves one request and closes the connection without notice.
     CloseSilently,
+    /// HTTP/1.1 that serves the first request of each connection, then reads the second
+    /// and closes the connection without a response.
+    DropSecond,
 }
 
 /// A TLS upstream on loopback that counts the connections it accepts.
@@ -67,7 +70,7 @@ impl CountingUpstream {
                 .expect("leaf matches key");
         config.alpn_protocols = match mode {
             Mode::Http2 => vec![b"h2".to_vec()],
-            Mode::Http1 | Mode::CloseSilently => vec![b"http/1.1".to_vec()],
+            Mode::Http1 | Mode::CloseSilently | Mode::DropSecond => vec![b"http/1.1".to_vec()],
         };
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -89,6 +92,10 @@ impl CountingUpstream {
                     let sni = tls.get_ref().1.server_name().map(str::to_owned);
                     if mode == Mode::CloseSilently {
                         answer_once(tls, connection, sni, &log).await;
+                        return;
+                    }
+                    if mode == Mode::DropSecond {
+                        drop_second(tls, connection, sni, &log).await;
                         return;
                     }
                     let service = service_fn(move |request: Request<Incoming>| {
@@ -163,6 +170,67 @@ where
     let _ = tls
         .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
         .await;
+    let _ = tls.shutdown().await;
+}
+
+/// Reads one request (head and `Content-Length` body) from `tls`, buffering in `buffered`,
+/// and returns its request line, or `None` at the end of the stream.
+async fn read_request<S>(tls: &mut S, buffered: &mut Vec<u8>) -> Option<String>
+where
+    S: tokio::io::AsyncRead + Unpin,
+{
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = buffered.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match tls.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => buffered.extend_from_slice(&chunk[..read]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buffered[..head_end]).into_owned();
+    let body_len: usize = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while buffered.len() < head_end + body_len {
+        match tls.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(read) => buffered.extend_from_slice(&chunk[..read]),
+        }
+    }
+    buffered.drain(..head_end + body_len);
+    head.lines().next().map(str::to_owned)
+}
+
+/// Serves the first request of the connection, then reads the second and closes the
+/// connection without responding, as an upstream that fails mid-exchange would.
+async fn drop_second<S>(mut tls: S, connection: usize, sni: Option<String>, log: &Mutex<Vec<Seen>>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut buffered = Vec::new();
+    for index in 0..2 {
+        let Some(line) = read_request(&mut tls, &mut buffered).await else {
+            return;
+        };
+        log.lock().expect("lock").push(Seen {
+            connection,
+            sni: sni.clone(),
+            path: line.split(' ').nth(1).unwrap_or_default().to_owned(),
+            authorization: None,
+        });
+        if index == 0 {
+            let _ = tls
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await;
+        }
+    }
     let _ = tls.shutdown().await;
 }
 
@@ -400,4 +468,51 @@ async fn pool_replaces_closed_connection() {
     settle().await;
     assert_eq!(agent.get("/two").await, (200, "ok".to_owned()));
     assert_eq!(upstream.accepted(), 2, "{:?}", upstream.seen());
+}
+
+#[tokio::test]
+async fn pool_retries_idempotent_request_once() {
+    let fixture = Fixture::new().await;
+    let upstream = CountingUpstream::start(&fixture.upstream_ca, Mode::DropSecond).await;
+    let route = fixture.counted_route(API, &upstream);
+    let proxy = fixture
+        .start_proxy_with(vec![route], PoolSettings::default())
+        .await;
+
+    let mut agent = Agent::open(&fixture, proxy, API).await;
+    assert_eq!(agent.get("/one").await, (200, "ok".to_owned()));
+    settle().await;
+    // The pooled connection takes the request and closes without a response, so the GET
+    // is sent again on a fresh connection.
+    assert_eq!(agent.get("/two").await, (200, "ok".to_owned()));
+    let seen: Vec<(usize, String)> = upstream
+        .seen()
+        .into_iter()
+        .map(|s| (s.connection, s.path))
+        .collect();
+    let expected = [(0, "/one"), (0, "/two"), (1, "/two")];
+    let expected: Vec<(usize, String)> = expected
+        .iter()
+        .map(|(c, p)| (*c, (*p).to_owned()))
+        .collect();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn pool_never_retries_written_post() {
+    let fixture = Fixture::new().await;
+    let upstream = CountingUpstream::start(&fixture.upstream_ca, Mode::DropSecond).await;
+    let route = fixture.counted_route(API, &upstream);
+    let proxy = fixture
+        .start_proxy_with(vec![route], PoolSettings::default())
+        .await;
+
+    let mut agent = Agent::open(&fixture, proxy, API).await;
+    assert_eq!(agent.get("/one").await, (200, "ok".to_owned()));
+    settle().await;
+    // The POST reached the upstream, which may have acted on it: it is not sent twice.
+    let (status, _) = agent.send("POST", "/two").await;
+    assert_eq!(status, 502);
+    assert_eq!(upstream.accepted(), 1, "{:?}", upstream.seen());
+    assert_eq!(upstream.seen().len(), 2, "{:?}", upstream.seen());
 }
