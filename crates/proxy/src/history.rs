@@ -25,10 +25,66 @@ const TAIL: usize = 4096;
 /// Fields tracked in total; the history is cleared when an agent invents more.
 const MAX_FIELDS: usize = 4096;
 
-/// Recent field values by host and field name.
+/// Maximum length of a value whose scan result is remembered for a repeat of it.
+const REMEMBERED_VALUE: usize = 512;
+
+/// The history of one field of one host.
 #[derive(Debug, Default)]
+struct FieldHistory {
+    /// The last [`TAIL`] bytes of the field's values, joined by newlines.
+    tail: Vec<u8>,
+    /// The value scanned with the tail by the last check (when short), and the findings
+    /// of that scan. If the tail has not changed since, a repeat of that value gives the
+    /// same bytes to scan, so the scan is not run again.
+    last: Option<(Vec<u8>, Vec<DlpFinding>)>,
+    /// Whether the last update left the tail as it was.
+    stable: bool,
+}
+
+impl FieldHistory {
+    /// Appends `piece` (the end of a value) to the tail, keeping its last [`TAIL`] bytes.
+    fn push(&mut self, piece: &[u8]) {
+        let newline = usize::from(!self.tail.is_empty());
+        let added = newline + piece.len();
+        let len = self.tail.len();
+        // A full tail stays the same when it is periodic with the added length and ends
+        // with the added bytes. A stream of one repeated value reaches that state.
+        self.stable = len == TAIL
+            && added <= len
+            && self.tail[len - added + newline..] == *piece
+            && (newline == 0 || self.tail[len - added] == b'\n')
+            && self.tail[added..] == self.tail[..len - added];
+        if self.stable {
+            return;
+        }
+        if newline == 1 {
+            self.tail.push(b'\n');
+        }
+        self.tail.extend_from_slice(piece);
+        let excess = self.tail.len().saturating_sub(TAIL);
+        self.tail.drain(..excess);
+    }
+}
+
+/// Field histories by host, then by field name, and how many fields they have in all.
+type Hosts = (HashMap<String, HashMap<String, FieldHistory>>, usize);
+
+/// Recent field values by host and field name.
+#[derive(Debug)]
 pub(crate) struct History {
-    fields: Mutex<HashMap<(String, String), Vec<u8>>>,
+    hosts: Mutex<Hosts>,
+    /// Whether scan results are remembered for repeated values; off only in tests that
+    /// compare against the plain algorithm.
+    remember: bool,
+}
+
+impl Default for History {
+    fn default() -> History {
+        History {
+            hosts: Mutex::default(),
+            remember: true,
+        }
+    }
 }
 
 impl History {
@@ -40,41 +96,65 @@ impl History {
         host: &str,
         values: &[(String, &[u8])],
     ) -> Vec<DlpFinding> {
-        let mut fields = self.fields.lock().expect("history lock is never poisoned");
-        if fields.len() > MAX_FIELDS {
-            fields.clear();
+        let mut guard = self.hosts.lock().expect("history lock is never poisoned");
+        let (hosts, count) = &mut *guard;
+        if *count > MAX_FIELDS {
+            hosts.clear();
+            *count = 0;
         }
+        if !hosts.contains_key(host) {
+            hosts.insert(host.to_owned(), HashMap::new());
+        }
+        let fields = hosts.get_mut(host).expect("inserted above");
         let mut findings = Vec::new();
+        let mut joined = Vec::new();
         for (field, value) in values {
             if value.is_empty() {
                 continue;
             }
             let head = &value[..value.len().min(TAIL)];
-            let key = (host.to_owned(), field.clone());
-            let previous = fields.entry(key).or_default();
-            if !previous.is_empty() {
-                let mut joined = previous.clone();
-                joined.push(b'\n');
-                let boundary = joined.len();
-                joined.extend_from_slice(head);
-                let spanning = scanner
-                    .scan_with(&joined, &[Detector::KnownSecrets])
-                    .into_iter()
-                    .filter(|finding| finding.start < boundary && finding.end > boundary);
-                for finding in spanning {
-                    findings.push(DlpFinding {
-                        rule: finding.rule.as_str().to_owned(),
-                        detector: finding.detector.as_str().to_owned(),
-                        encoding: finding.encoding.as_str().to_owned(),
-                        location: Location::AcrossRequests(field.clone()),
-                    });
-                }
-                previous.push(b'\n');
+            if !fields.contains_key(field) {
+                fields.insert(field.clone(), FieldHistory::default());
+                *count += 1;
+            }
+            let history = fields.get_mut(field).expect("inserted above");
+            if history.tail.is_empty() {
+                history.last = None;
+            } else {
+                let repeat = match &history.last {
+                    Some((last, found)) if history.stable && last.as_slice() == head => {
+                        Some(found.clone())
+                    }
+                    _ => None,
+                };
+                let found = match repeat {
+                    Some(found) => found,
+                    None => {
+                        joined.clear();
+                        joined.extend_from_slice(&history.tail);
+                        joined.push(b'\n');
+                        let boundary = joined.len();
+                        joined.extend_from_slice(head);
+                        let found: Vec<DlpFinding> = scanner
+                            .scan_with(&joined, &[Detector::KnownSecrets])
+                            .into_iter()
+                            .filter(|finding| finding.start < boundary && finding.end > boundary)
+                            .map(|finding| DlpFinding {
+                                rule: finding.rule.as_str().to_owned(),
+                                detector: finding.detector.as_str().to_owned(),
+                                encoding: finding.encoding.as_str().to_owned(),
+                                location: Location::AcrossRequests(field.clone()),
+                            })
+                            .collect();
+                        history.last = (self.remember && head.len() <= REMEMBERED_VALUE)
+                            .then(|| (head.to_vec(), found.clone()));
+                        found
+                    }
+                };
+                findings.extend(found);
             }
             let tail_start = value.len().saturating_sub(TAIL);
-            previous.extend_from_slice(&value[tail_start..]);
-            let excess = previous.len().saturating_sub(TAIL);
-            previous.drain(..excess);
+            history.push(&value[tail_start..]);
         }
         findings
     }
@@ -105,6 +185,8 @@ pub(crate) fn fields<'a>(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const SECRET: &str = "split-secret-4f7a9b2c";
@@ -132,6 +214,71 @@ mod tests {
             let query = format!("c{index}={piece}");
             let values = fields("/x", &query, &[], b"");
             assert!(other.check(&scanner, "api.example.org", &values).is_empty());
+        }
+    }
+
+    /// Returns a history that scans every time, as the plain algorithm does.
+    fn forgetful() -> History {
+        History {
+            remember: false,
+            ..History::default()
+        }
+    }
+
+    #[test]
+    fn tail_turns_stable_on_repeats() {
+        let mut field = FieldHistory::default();
+        for _ in 0..2000 {
+            field.push(b"*/*");
+        }
+        assert!(field.stable);
+        assert_eq!(field.tail.len(), TAIL);
+        field.push(b"text/html");
+        assert!(!field.stable);
+        assert!(field.tail.ends_with(b"\n*/*\ntext/html"));
+    }
+
+    #[test]
+    fn repeat_after_change_is_rescanned() {
+        let scanner = Scanner::new(&[SECRET]);
+        let history = History::default();
+        let mut found = Vec::new();
+        for piece in ["split", "-secr", "et-4f", "7a9b2c", "7a9b2c"] {
+            let values = vec![("header x".to_owned(), piece.as_bytes())];
+            found.push(history.check(&scanner, "api.example.org", &values).len());
+        }
+        // The fourth piece completes the secret; its repeat follows a tail that now ends
+        // with the whole secret, so it completes nothing.
+        assert_eq!(found, vec![0, 0, 0, 1, 0]);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Remembering scan results changes nothing: the findings are those of scanning
+        /// every time, also once the tail is full and stable.
+        #[test]
+        fn remembering_finds_what_scanning_every_time_finds(
+            picks in proptest::collection::vec(0usize..12, 1..150),
+        ) {
+            let filler = "filler-".repeat(70);
+            let values: [&[u8]; 5] = [
+                b"split",
+                b"-secr",
+                b"et-4f",
+                b"7a9b2c",
+                filler.as_bytes(),
+            ];
+            let scanner = Scanner::new(&[SECRET]);
+            let (remembering, plain) = (History::default(), forgetful());
+            for pick in picks {
+                // Half of the picks are the filler, so the tail often fills up and turns stable.
+                let value = values[pick.min(4)];
+                let fields = vec![("header x".to_owned(), value)];
+                let found = remembering.check(&scanner, "api.example.org", &fields);
+                let expected = plain.check(&scanner, "api.example.org", &fields);
+                prop_assert_eq!(found, expected);
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ mod limit;
 mod listen;
 mod magic;
 mod outbound;
+mod pool;
 mod response;
 mod server;
 mod upstream;
@@ -47,6 +48,7 @@ pub use error::ProxyError;
 pub use inbound::{InboundFinding, Severity};
 pub use listen::Accept;
 pub use magic::MAGIC_HOST;
+pub use pool::PoolSettings;
 pub use response::DECISION_HEADER;
 pub use upstream::UpstreamError;
 
@@ -62,7 +64,16 @@ pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
 /// a missing token, an unreadable CA or audit log) are returned before anything is
 /// accepted.
 pub async fn serve<L: Accept>(config: SidecarConfig, listener: L) -> Result<(), ProxyError> {
-    let proxy = Arc::new(Proxy::new(config)?);
+    serve_with(config, PoolSettings::default(), listener).await
+}
+
+/// Serves the proxy like [`serve`], with the given upstream connection reuse settings.
+pub async fn serve_with<L: Accept>(
+    config: SidecarConfig,
+    pool: PoolSettings,
+    listener: L,
+) -> Result<(), ProxyError> {
+    let proxy = Arc::new(Proxy::new(config, pool)?);
     proxy.announce(&[listener.describe()]);
     proxy.accept_loop(listener).await
 }
@@ -76,6 +87,8 @@ pub fn run_sidecar(
     listeners: Vec<std::net::TcpListener>,
     on_ready: impl FnOnce(),
 ) -> Result<(), ProxyError> {
+    // TODO(perf): after a burst of connections the allocator keeps their freed TLS and
+    // HTTP buffers, so resident memory stays near its peak (84 MiB after 1,000).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("bottle-proxy")
@@ -83,7 +96,7 @@ pub fn run_sidecar(
         .map_err(ProxyError::Runtime)?;
 
     runtime.block_on(async move {
-        let proxy = Arc::new(Proxy::new(config)?);
+        let proxy = Arc::new(Proxy::new(config, PoolSettings::default())?);
         let mut addresses = Vec::with_capacity(listeners.len());
         let mut tasks = tokio::task::JoinSet::new();
         for listener in listeners {

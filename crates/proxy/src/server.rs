@@ -34,6 +34,7 @@ use crate::inbound::{self, StreamInspector};
 use crate::limit::LogLimiter;
 use crate::magic::{self, MAGIC_HOST, MAGIC_RULE};
 use crate::outbound::{self, Checks};
+use crate::pool::{Pool, PoolSettings};
 use crate::response::{ProxyBody, deny, full, own_response};
 use crate::upstream::{self, UpstreamError, UpstreamSender};
 use crate::websocket::FrameScanner;
@@ -41,6 +42,9 @@ use crate::{CertificateAuthority, ProxyError, SidecarConfig};
 
 mod forward;
 mod record;
+mod send;
+
+use send::{Failure, Prepared};
 
 /// Rule id of refusals that come from protocol checks rather than from a route.
 pub(crate) const PROTOCOL_RULE: &str = "protocol";
@@ -79,6 +83,8 @@ pub(crate) struct Proxy {
     supervisor: Supervisor,
     /// Recent request field values per host, for secrets split across requests.
     history: History,
+    /// Upstream connections kept for reuse.
+    pool: Arc<Pool>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -128,7 +134,7 @@ impl Seen {
 impl Proxy {
     /// Validates the configuration and prepares everything a request needs, so that a
     /// bad route, a missing token or an unreadable CA stops the launch.
-    pub(crate) fn new(config: SidecarConfig) -> Result<Proxy, ProxyError> {
+    pub(crate) fn new(config: SidecarConfig, pool: PoolSettings) -> Result<Proxy, ProxyError> {
         let (policy, tokens) = prepare_routes(&config)?;
         let ca = CertificateAuthority::from_pem(&config.ca_cert_pem, &config.ca_key_pem)?;
 
@@ -177,6 +183,7 @@ impl Proxy {
             known_secrets,
             supervisor,
             history: History::default(),
+            pool: Pool::new(pool),
         })
     }
 

@@ -247,11 +247,13 @@ pub async fn connect_tls(
     }
 }
 
-/// Connects to a plain HTTP upstream (routes on port 80).
+/// Connects to a plain HTTP upstream (routes on port 80). With `upgrades`, the connection
+/// can switch protocols.
 pub async fn connect_plain(
     route: &CompiledRoute,
     host: &Host,
     port: u16,
+    upgrades: bool,
 ) -> Result<UpstreamSender, UpstreamError> {
     let tcp = dial(route, host, port).await?;
     let (sender, connection) = http1::handshake(TokioIo::new(tcp))
@@ -260,6 +262,10 @@ pub async fn connect_plain(
             host: host.to_string(),
             source,
         })?;
-    tokio::spawn(connection.with_upgrades());
+    if upgrades {
+        tokio::spawn(connection.with_upgrades());
+    } else {
+        tokio::spawn(connection);
+    }
     Ok(UpstreamSender::Http1(sender))
 }

@@ -193,12 +193,25 @@ impl KnownSecrets {
 /// Quotes and `+` are separators so that `"abcd" + "efgh"` string concatenation is seen
 /// as `abcdefgh`.
 fn is_separator(byte: u8) -> bool {
-    byte.is_ascii_whitespace()
-        || matches!(
-            byte,
-            b'-' | b'_' | b'.' | b':' | b'/' | b',' | b'|' | b'"' | b'\'' | b'+' | b'\x0b'
-        )
+    SEPARATORS[usize::from(byte)]
 }
+
+/// [`is_separator`] as a table, built at compile time.
+static SEPARATORS: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        #[allow(clippy::cast_possible_truncation)]
+        let b = byte as u8;
+        table[byte] = b.is_ascii_whitespace()
+            || matches!(
+                b,
+                b'-' | b'_' | b'.' | b':' | b'/' | b',' | b'|' | b'"' | b'\'' | b'+' | b'\x0b'
+            );
+        byte += 1;
+    }
+    table
+};
 
 /// Returns the length of the separator at the start of `bytes`: 1 for a separator byte,
 /// 2 for a `\n`, `\r` or `\t` escape as written in JSON or C strings, 0 otherwise.
@@ -223,11 +236,26 @@ fn strip_with_offsets(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
     let mut offsets = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Copy the run of bytes up to the next possible separator in one go. A backslash
+        // may start a `\n` escape, so it ends the run too.
+        let run = bytes[i..]
+            .iter()
+            .position(|&byte| byte == b'\\' || is_separator(byte))
+            .map_or(bytes.len(), |end| i + end);
+        if run > i {
+            copy.extend_from_slice(&bytes[i..run]);
+            let start = u32::try_from(i).expect("scan windows are smaller than 4 GiB");
+            let end = u32::try_from(run).expect("scan windows are smaller than 4 GiB");
+            offsets.extend(start..end);
+            i = run;
+            continue;
+        }
         let skip = separator_len(&bytes[i..]);
         if skip > 0 {
             i += skip;
             continue;
         }
+        // A backslash that starts no escape is kept.
         copy.push(bytes[i]);
         offsets.push(u32::try_from(i).expect("scan windows are smaller than 4 GiB"));
         i += 1;
@@ -237,7 +265,40 @@ fn strip_with_offsets(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Strips separators one byte at a time, the definition that [`strip_with_offsets`]
+    /// implements faster.
+    fn strip_reference(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
+        let mut copy = Vec::new();
+        let mut offsets = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            let skip = separator_len(&bytes[i..]);
+            if skip > 0 {
+                i += skip;
+                continue;
+            }
+            copy.push(bytes[i]);
+            offsets.push(u32::try_from(i).expect("small"));
+            i += 1;
+        }
+        (copy, offsets)
+    }
+
+    proptest! {
+        #[test]
+        fn strip_matches_the_reference(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'\\'), Just(b'n'), Just(b' '), Just(b'-'), any::<u8>()],
+                0..200,
+            ),
+        ) {
+            prop_assert_eq!(strip_with_offsets(&bytes), strip_reference(&bytes));
+        }
+    }
 
     #[test]
     fn strip_removes_separators_and_escapes() {

@@ -234,6 +234,9 @@ impl Scanner {
             Hit::from_rule(found, Encoding::Raw, base + found.start, base + found.end)
         }));
 
+        // TODO(perf): finding the decoders' runs one byte at a time, and scanning every
+        // base64 run at four alignments, take about half of a scan; the whole scan runs at
+        // 10 to 45 MiB/s per core on 1 MiB bodies (`cargo bench -p bottle-scanner`).
         decoder.for_each_view(haystack, |decoded, map: &SpanMap<'_>, encoding| {
             if window.known {
                 self.known.find_exact(decoded, &mut known_matches);

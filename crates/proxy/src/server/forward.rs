@@ -60,57 +60,24 @@ impl Proxy {
             format!("{}:{}", tunnel.host.to_authority_host(), tunnel.port)
         };
 
-        // TODO(perf): every request opens its own upstream connection and TLS handshake;
-        // reusing one per tunnel would save a round trip or two.
-        let connected = if tls && agent_upgrade.is_some() {
-            let config = self.upstream_tls_http1[tunnel.route].clone();
-            upstream::connect_tls(route, config, &tunnel.host, tunnel.port, true).await
-        } else if tls {
-            let config = self.upstream_tls[tunnel.route].clone();
-            upstream::connect_tls(route, config, &tunnel.host, tunnel.port, false).await
+        let prepared = Prepared {
+            parts,
+            body,
+            path_and_query,
+            authority,
+        };
+        let sent = if agent_upgrade.is_some() {
+            self.send_upgrade(route, tunnel, tls, prepared).await
         } else {
-            upstream::connect_plain(route, &tunnel.host, tunnel.port).await
+            self.send_pooled(route, tunnel, tls, prepared).await
         };
-        let sender = match connected {
-            Ok(sender) => sender,
-            Err(err) => return self.upstream_failed(seen, &route.rule_id, &err),
-        };
-
-        let result = match sender {
-            UpstreamSender::Http1(mut sender) => {
-                parts.version = Version::HTTP_11;
-                parts.uri = match Uri::try_from(path_and_query) {
-                    Ok(uri) => uri,
-                    Err(_) => return self.refuse(seen, PROTOCOL_RULE, "request target is invalid"),
-                };
-                let host_value =
-                    HeaderValue::from_str(&authority).expect("a normalized host is a valid header");
-                parts.headers.insert(HOST, host_value);
-                sender.send_request(Request::from_parts(parts, body)).await
-            }
-            UpstreamSender::Http2(mut sender) => {
-                parts.version = Version::HTTP_2;
-                let uri = Uri::builder()
-                    .scheme("https")
-                    .authority(authority)
-                    .path_and_query(path_and_query)
-                    .build();
-                parts.uri = match uri {
-                    Ok(uri) => uri,
-                    Err(_) => return self.refuse(seen, PROTOCOL_RULE, "request target is invalid"),
-                };
-                parts.headers.remove(HOST);
-                sender.send_request(Request::from_parts(parts, body)).await
-            }
-        };
-        let mut response = match result {
+        let mut response = match sent {
             Ok(response) => response,
-            Err(source) => {
-                let err = UpstreamError::Http {
-                    host: tunnel.host.to_string(),
-                    source,
-                };
+            Err(Failure::Upstream(err)) => {
                 return self.upstream_failed(seen, &route.rule_id, &err);
+            }
+            Err(Failure::Target) => {
+                return self.refuse(seen, PROTOCOL_RULE, "request target is invalid");
             }
         };
 
