@@ -43,7 +43,8 @@ fn approve_writes_decision() {
         .assert()
         .success()
         .stdout(contains(format!("approved {} in bottle demo", item.id)))
-        .stdout(contains("POST api.example.com/v1/upload?note"));
+        .stdout(contains("POST api.example.com/v1/upload?note"))
+        .stdout(contains("may now go to api.example.com without a hold"));
     let decision = queue.decision(&item.id, DIGEST).expect("read the decision");
     assert_eq!(decision.map(|d| d.verdict), Some(Verdict::Approve));
 

@@ -42,9 +42,10 @@ pub(crate) struct Supervisor {
     queue: Queue,
     /// How long a hold waits before it denies.
     timeout: Duration,
-    /// SHA-256 digests of finding values in approved requests. They stay allowed for the
-    /// life of the proxy.
-    approved: Mutex<HashSet<String>>,
+    /// SHA-256 digests of finding values in approved requests, each with the host the
+    /// operator approved it for. They stay allowed to that host for the life of the
+    /// proxy; another host holds them again.
+    approved: Mutex<HashSet<(String, String)>>,
     /// Number of requests held at the moment.
     pending: AtomicUsize,
 }
@@ -64,16 +65,25 @@ impl Supervisor {
         self.timeout
     }
 
-    /// Returns true when the operator approved a request carrying `value` before.
-    pub(crate) fn is_approved(&self, value: &[u8]) -> bool {
+    /// Returns true when the operator approved a request to `host` carrying `value`
+    /// before.
+    pub(crate) fn is_approved(&self, host: &str, value: &[u8]) -> bool {
         let approved = self.approved.lock().expect("approved set lock poisoned");
-        approved.contains(&value_digest(value))
+        approved.contains(&(host.to_owned(), value_digest(value)))
     }
 
-    /// Remembers `values` as approved.
-    pub(crate) fn approve_values<'a>(&self, values: impl IntoIterator<Item = &'a [u8]>) {
+    /// Remembers `values` as approved for `host`.
+    pub(crate) fn approve_values<'a>(
+        &self,
+        host: &str,
+        values: impl IntoIterator<Item = &'a [u8]>,
+    ) {
         let mut approved = self.approved.lock().expect("approved set lock poisoned");
-        approved.extend(values.into_iter().map(value_digest));
+        approved.extend(
+            values
+                .into_iter()
+                .map(|value| (host.to_owned(), value_digest(value))),
+        );
     }
 
     /// Queues the request with `digest` and waits for the operator's decision or the

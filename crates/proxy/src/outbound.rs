@@ -131,17 +131,22 @@ pub(crate) async fn inspect(
             end: 0,
         }));
     }
-    let supervised = route.route.dlp.outbound_on_match == OnMatch::Supervise;
-    if supervised {
-        found.retain(|located| {
-            !finding_value(&scan_parts, located)
-                .is_some_and(|value| checks.supervisor.is_approved(value))
-        });
+    // Values the operator approved for this host pass again, and stay in the audit
+    // record as findings of the forwarded request.
+    let mut approved = Vec::new();
+    if route.route.dlp.outbound_on_match == OnMatch::Supervise {
+        let (earlier, unanswered): (Vec<Located>, Vec<Located>) =
+            found.into_iter().partition(|located| {
+                finding_value(&scan_parts, located)
+                    .is_some_and(|value| checks.supervisor.is_approved(host, value))
+            });
+        approved = earlier.into_iter().map(|located| located.finding).collect();
+        found = unanswered;
     }
     if found.is_empty() {
         return Ok(Inspected {
             request: Request::from_parts(parts, Full::new(body)),
-            findings: Vec::new(),
+            findings: approved,
             held: None,
         });
     }
@@ -190,10 +195,13 @@ pub(crate) async fn inspect(
             match supervisor.hold(shown, &digest).await {
                 Outcome::Approved { id } => {
                     supervisor.approve_values(
+                        host,
                         found
                             .iter()
                             .filter_map(|located| finding_value(&scan_parts, located)),
                     );
+                    let mut findings = findings;
+                    findings.extend(approved);
                     Ok(Inspected {
                         request: Request::from_parts(parts, Full::new(body)),
                         findings,

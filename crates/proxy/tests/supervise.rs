@@ -113,10 +113,60 @@ async fn approved_request_reaches_upstream() {
         .count();
     assert_eq!(left, 0, "the item and decision files are removed");
 
-    // The approved value stays allowed: the same secret passes again without a hold.
+    // The approved value stays allowed to this host: the same secret passes again
+    // without a hold, and the audit record still names the finding.
     let reply = send(&fixture, proxy, upload(KNOWN_SECRET)).await;
     assert_eq!(reply.status, 200, "{}", reply.body_text());
     assert_eq!(fixture.requests().len(), 2);
+    let records = fixture
+        .audit_until(|r| r["method"] == "POST" && r["held"].is_null())
+        .await;
+    let again = records
+        .iter()
+        .find(|r| r["method"] == "POST" && r["held"].is_null())
+        .expect("the record of the second request");
+    assert!(
+        again["findings"].as_array().is_some_and(|f| !f.is_empty()),
+        "the forwarded request's record lists its approved finding: {again:#}"
+    );
+}
+
+#[tokio::test]
+async fn approval_covers_only_its_host() {
+    const OTHER: &str = "other.allowed.example";
+    let fixture = Fixture::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy = listener.local_addr().expect("address");
+    let mut config = fixture.config(vec![fixture.route(API), fixture.route(OTHER)]);
+    config.hold_timeout_secs = 60;
+    tokio::spawn(async move {
+        if let Err(err) = bottle_proxy::serve(config, listener).await {
+            panic!("the proxy stopped: {err}");
+        }
+    });
+
+    let operator = decide_when_queued(queue_dir(&fixture), Verdict::Approve);
+    let reply = send(&fixture, proxy, upload(KNOWN_SECRET)).await;
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+    operator.await.expect("operator task");
+
+    // The same value to another host waits for the operator again.
+    let operator = decide_when_queued(queue_dir(&fixture), Verdict::deny("not there"));
+    let request = http::Request::post("/upload")
+        .header("host", OTHER)
+        .body(Full::new(Bytes::from(KNOWN_SECRET)))
+        .expect("request");
+    let reply = fixture
+        .tunnel_request(proxy, "other.allowed.example:443", OTHER, request)
+        .await
+        .expect("reply");
+    let item = operator.await.expect("operator task");
+    assert_eq!(item.summary.host, OTHER);
+    assert_eq!(reply.status, 403, "{}", reply.body_text());
+    assert!(reply.body_text().contains("not there"), "{}", reply.body_text());
+    assert_eq!(fixture.requests().len(), 1, "only the approved request arrived");
 }
 
 #[tokio::test]

@@ -30,7 +30,14 @@ fn decide(id: &str, verdict: Verdict) -> Exit {
             let line = item.summary.line();
             match decision.verdict {
                 Verdict::Approve => {
-                    println!("approved {} in bottle {}: {line}", item.id, item.slug)
+                    println!("approved {} in bottle {}: {line}", item.id, item.slug);
+                    if item.kind == bottle_queue::Kind::Dlp {
+                        println!(
+                            "the values it carries may now go to {} without a hold until the \
+                             bottle stops",
+                            item.summary.host
+                        );
+                    }
                 }
                 Verdict::Deny { reason } => println!(
                     "denied {} in bottle {}: {line}; reason: {reason}",
