@@ -603,3 +603,96 @@ fn sigterm_stops_agent_ignoring_signals() {
 fn docker_sigterm_stops_agent_ignoring_signals() {
     sigterm_stops_agent_ignoring_signals_on(Backend::Docker);
 }
+
+/// The agent's attempts on a `--workspace` repository, each printing `name=status`: the
+/// first three must fail, the last three must succeed.
+const GIT_DIR_SCRIPT: &str = r#"
+export GIT_CONFIG_COUNT=1 GIT_CONFIG_KEY_0=safe.directory GIT_CONFIG_VALUE_0='*'
+printf '#!/bin/sh\ntouch "$0.ran"\n' > .git/hooks/post-checkout 2> /dev/null
+echo "hooks=$?"
+printf '[core]\n\thooksPath = /workspace/evil\n' >> .git/config 2> /dev/null
+echo "config=$?"
+mv .git .git-moved 2> /dev/null
+echo "rename=$?"
+echo notes >> .git/description
+echo "description=$?"
+echo work > work.txt
+echo "file=$?"
+git add work.txt && git -c user.name=agent -c user.email=agent@bottle commit -qm work
+echo "commit=$?"
+"#;
+
+fn workspace_git_dir_protected_on(backend: Backend) {
+    let sandbox = Sandbox::new();
+    let repo = sandbox.workspace();
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(["-c", "user.name=host", "-c", "user.email=host@example.com"])
+            .args(args)
+            .current_dir(&repo)
+            .status()
+            .expect("run git");
+        assert!(status.success(), "git {args:?}");
+    };
+    git(&["init", "-q", "-b", "main"]);
+    git(&["commit", "-q", "--allow-empty", "-m", "start"]);
+    let status = Command::new("chmod")
+        .args(["-R", "a+rwX"])
+        .arg(&repo)
+        .status()
+        .expect("chmod");
+    assert!(status.success());
+    let config_before = fs::read(repo.join(".git/config")).expect("read config");
+
+    let workspace = repo.display().to_string();
+    let output = run(on(
+        backend,
+        &mut bottle_command(
+            &sandbox,
+            HostUser::Root,
+            &["run", "--workspace", &workspace, "--", "sh", "-c", GIT_DIR_SCRIPT],
+        ),
+    ));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let status_of = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name}= line in {stdout}"))
+            .to_owned()
+    };
+    // Positive control: the workspace and the rest of `.git` are the agent's to write,
+    // so the refusals below come from the protection, not from permissions.
+    assert_eq!(status_of("description"), "0", "{stdout}");
+    assert_eq!(status_of("file"), "0", "{stdout}");
+    assert_eq!(status_of("commit"), "0", "{stdout}");
+    for name in ["hooks", "config", "rename"] {
+        assert_ne!(status_of(name), "0", "{name} succeeded: {stdout}");
+    }
+    assert!(!repo.join(".git/hooks/post-checkout").exists());
+    assert_eq!(
+        fs::read(repo.join(".git/config")).expect("read config"),
+        config_before
+    );
+    assert!(repo.join(".git").is_dir() && !repo.join(".git-moved").exists());
+
+    // Git on the host afterwards runs nothing the agent wrote, and sees its commit.
+    git(&["checkout", "-q", "-b", "after"]);
+    assert!(!repo.join(".git/hooks/post-checkout.ran").exists());
+    let log = Command::new("git")
+        .args(["log", "--format=%s", "-1"])
+        .current_dir(&repo)
+        .output()
+        .expect("git log");
+    assert_eq!(String::from_utf8_lossy(&log.stdout).trim(), "work");
+}
+
+#[test]
+fn workspace_git_dir_protected() {
+    workspace_git_dir_protected_on(Backend::Native);
+}
+
+#[test]
+fn docker_workspace_git_dir_protected() {
+    workspace_git_dir_protected_on(Backend::Docker);
+}

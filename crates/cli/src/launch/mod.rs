@@ -38,6 +38,9 @@ const PROXY_PORT: u16 = 3128;
 /// clients give up on a silent request after 30 to 60 seconds.
 const HOLD_TIMEOUT_SECS: u64 = 60;
 
+/// Where the workspace appears inside the bottle.
+const WORKSPACE_MOUNT: &str = "/workspace";
+
 /// Port of the git gate on the bottle's loopback interface.
 const GATE_PORT: u16 = 9419;
 
@@ -346,17 +349,22 @@ fn prepare(
         Some(config)
     };
 
-    let workspace = match &options.workspace {
-        Some(dir) => existing_workspace(dir, &options.config_dir)?,
-        None => dirs
-            .fresh_workspace(backend.workspace_owner)
-            .context("cannot create the workspace")?,
+    let (workspace, workspace_mounts) = match &options.workspace {
+        Some(dir) => {
+            let workspace = existing_workspace(dir, &options.config_dir)?;
+            let mounts = protect_git_dir(&workspace)?;
+            (workspace, mounts)
+        }
+        None => (
+            dirs.fresh_workspace(backend.workspace_owner)
+                .context("cannot create the workspace")?,
+            Vec::new(),
+        ),
     };
 
-    let mut mounts = vec![
-        bind_read_only(&ca_path, environment::CA_PATH),
-        bind_read_only(&ca_path, environment::SYSTEM_BUNDLE_PATH),
-    ];
+    let mut mounts = workspace_mounts;
+    mounts.push(bind_read_only(&ca_path, environment::CA_PATH));
+    mounts.push(bind_read_only(&ca_path, environment::SYSTEM_BUNDLE_PATH));
     let mut listen_ports = vec![PROXY_PORT];
     let gate_url = format!("http://127.0.0.1:{GATE_PORT}");
     let gate_repos = gate_config
@@ -418,6 +426,71 @@ fn bind_read_only(source: &Path, target: &str) -> bottle_sandbox::BindMount {
         target: PathBuf::from(target),
         read_only: true,
     }
+}
+
+/// Returns the mounts that keep a `--workspace` repository's hooks and configuration out
+/// of the agent's hands. Git on the host runs `.git/hooks/*` and obeys `.git/config`
+/// (`core.hooksPath`, `core.fsmonitor`, `core.sshCommand`), so an agent that could write
+/// them would run code on the host after the bottle is gone. The `.git` directory itself
+/// becomes a mount point, which the agent can neither rename nor remove, so it cannot
+/// swap in a repository of its own; objects and refs stay writable for commits.
+// TODO(security): other files that host tools run later (editor tasks, agent settings,
+// `.envrc`) stay writable, and nothing reports them at the end of a session.
+fn protect_git_dir(workspace: &Path) -> Result<Vec<bottle_sandbox::BindMount>> {
+    let git = workspace.join(".git");
+    let target = Path::new(WORKSPACE_MOUNT).join(".git");
+    let metadata = match std::fs::symlink_metadata(&git) {
+        Ok(metadata) => metadata,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => bail!("cannot inspect {}: {err}", git.display()),
+    };
+    if metadata.file_type().is_symlink() {
+        bail!(
+            "invalid --workspace {}: its .git is a symbolic link, whose target the bottle \
+             could not protect; use the repository's own directory as the workspace",
+            workspace.display()
+        );
+    }
+    if metadata.is_file() {
+        // A worktree's or submodule's `.git` file names the git directory to use.
+        return Ok(vec![bind_read_only(&git, &target.to_string_lossy())]);
+    }
+
+    let hooks = git.join("hooks");
+    match std::fs::symlink_metadata(&hooks) {
+        Ok(metadata) if metadata.is_dir() => {}
+        Ok(_) => bail!(
+            "invalid --workspace {}: {} is not a directory; remove it or make it one",
+            workspace.display(),
+            hooks.display()
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&hooks)
+            .with_context(|| format!("cannot create {}", hooks.display()))?,
+        Err(err) => bail!("cannot inspect {}: {err}", hooks.display()),
+    }
+    let mut mounts = vec![
+        bottle_sandbox::BindMount {
+            source: git.clone(),
+            target: target.clone(),
+            read_only: false,
+        },
+        bind_read_only(&hooks, &target.join("hooks").to_string_lossy()),
+    ];
+    let config = git.join("config");
+    match std::fs::symlink_metadata(&config) {
+        Ok(metadata) if metadata.is_file() => {
+            mounts.push(bind_read_only(&config, &target.join("config").to_string_lossy()));
+        }
+        Ok(_) => bail!(
+            "invalid --workspace {}: {} is not a regular file; replace it with the \
+             repository's own configuration file",
+            workspace.display(),
+            config.display()
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => bail!("cannot inspect {}: {err}", config.display()),
+    }
+    Ok(mounts)
 }
 
 /// Checks a `--workspace` directory. It must not contain the config directory or lie
