@@ -73,7 +73,8 @@ fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, DecodeError> {
 }
 
 /// Decodes `body` by every coding of its `Content-Encoding` headers, last applied first.
-// TODO(dlp): parts of a multipart body with their own `Content-Encoding` are not decoded.
+// TODO(dlp): inside a body only gzip and zstd streams are found and decoded; bzip2, xz and
+// raw deflate there are scanned as raw bytes.
 pub(crate) fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut data = body.to_vec();
     for coding in codings(headers)?.into_iter().rev() {
@@ -83,6 +84,47 @@ pub(crate) fn decode_body(headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, D
         }
     }
     Ok(data)
+}
+
+/// Gzip's magic bytes with the deflate method, and zstd's frame magic.
+const EMBEDDED_MAGIC: [(&[u8], Coding); 2] = [
+    (&[0x1f, 0x8b, 0x08], Coding::Gzip),
+    (&[0x28, 0xb5, 0x2f, 0xfd], Coding::Zstd),
+];
+
+/// How many candidate streams of each format are tried in one body.
+const MAX_EMBEDDED: usize = 16;
+
+/// Decodes the gzip and zstd streams that start anywhere inside `data`: an upload of a
+/// compressed file without `Content-Encoding`, or a compressed member of a multipart
+/// form, which the scanner would otherwise see only as compressed bytes. Bytes that
+/// merely look like a stream's start and do not decode are skipped; streams that
+/// decode to more than [`MAX_DECODED`] bytes in all are an error, as for the body.
+pub(crate) fn embedded_streams(data: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
+    let mut streams = Vec::new();
+    let mut total = 0usize;
+    for (magic, coding) in EMBEDDED_MAGIC {
+        for offset in memchr::memmem::find_iter(data, magic).take(MAX_EMBEDDED) {
+            let rest = &data[offset..];
+            let decoded = match coding {
+                // One member: what follows the stream (the rest of a form) is not gzip.
+                Coding::Gzip => read_capped(flate2::read::GzDecoder::new(rest), "gzip"),
+                _ => decode_one(coding, rest),
+            };
+            match decoded {
+                Ok(decoded) if !decoded.is_empty() => {
+                    total += decoded.len();
+                    if total > MAX_DECODED {
+                        return Err(DecodeError::TooLarge);
+                    }
+                    streams.push(decoded);
+                }
+                Err(DecodeError::TooLarge) => return Err(DecodeError::TooLarge),
+                _ => {}
+            }
+        }
+    }
+    Ok(streams)
 }
 
 fn decode_one(coding: Coding, data: &[u8]) -> Result<Vec<u8>, DecodeError> {

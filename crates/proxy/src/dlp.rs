@@ -26,6 +26,9 @@ pub enum Location {
     Body,
     /// Across two or more parts.
     Spanning,
+    /// Compressed data inside the body, such as a gzip file uploaded without
+    /// `Content-Encoding`.
+    CompressedInBody,
     /// A WebSocket message from the agent.
     WebSocket,
     /// A field (`query <key>`, `path`, `header <name>`, `body`) of this request together
@@ -42,6 +45,7 @@ impl std::fmt::Display for Location {
             Location::Header(name) => write!(f, "header {name}"),
             Location::Body => f.write_str("body"),
             Location::Spanning => f.write_str("several parts"),
+            Location::CompressedInBody => f.write_str("compressed data in the body"),
             Location::WebSocket => f.write_str("a WebSocket message"),
             Location::AcrossRequests(field) => write!(f, "{field} across requests"),
         }

@@ -120,6 +120,32 @@ pub(crate) async fn inspect(
         body: &decoded,
     };
     let mut found = dlp::scan_request(checks.scanner, &detectors, &scan_parts);
+    if !detectors.is_empty() {
+        let streams = decode::embedded_streams(&decoded)
+            .map_err(|err| Refusal::new(DLP_RULE, format!("{err}; the request is refused")))?;
+        for stream in &streams {
+            let inner = RequestParts {
+                host: "",
+                path: b"",
+                query: b"",
+                headers: Vec::new(),
+                body: stream,
+            };
+            found.extend(
+                dlp::scan_request(checks.scanner, &detectors, &inner)
+                    .into_iter()
+                    .map(|located| Located {
+                        finding: DlpFinding {
+                            location: Location::CompressedInBody,
+                            ..located.finding
+                        },
+                        part: None,
+                        start: 0,
+                        end: 0,
+                    }),
+            );
+        }
+    }
     if detectors.contains(&Detector::KnownSecrets) {
         found.extend(dlp::find_pieced(checks.known_secrets, &scan_parts));
         let fields = history::fields(&path, &query, &scan_parts.headers, &decoded);
@@ -237,7 +263,10 @@ pub(crate) async fn inspect(
             let unredactable = found.iter().find(|l| {
                 matches!(
                     l.finding.location,
-                    Location::Spanning | Location::Host | Location::AcrossRequests(_)
+                    Location::Spanning
+                        | Location::Host
+                        | Location::CompressedInBody
+                        | Location::AcrossRequests(_)
                 )
             });
             if let Some(located) = unredactable {

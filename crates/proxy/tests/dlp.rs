@@ -503,3 +503,63 @@ async fn replaced_credentials_are_not_scanned() {
     assert_eq!(reply.status, 403);
     assert!(fixture.requests().is_empty());
 }
+
+#[tokio::test]
+async fn compressed_data_without_content_encoding_is_scanned() {
+    let fixture = Fixture::new().await;
+    let proxy = fixture
+        .start_proxy(vec![route(&fixture, OnMatch::Block)])
+        .await;
+    let zstd_member = zstd_raw_block(format!("key={KNOWN_SECRET}").as_bytes());
+    let mut multipart = b"--b\r\ncontent-disposition: form-data; name=\"f\"\r\n\r\n".to_vec();
+    multipart.extend_from_slice(&gzip(format!("key={KNOWN_SECRET}").as_bytes()));
+    multipart.extend_from_slice(b"\r\n--b--\r\n");
+
+    for (what, body) in [
+        ("a gzip upload", gzip(format!("key={KNOWN_SECRET}").as_bytes())),
+        ("a gzip member of a form", multipart),
+        ("a zstd upload", zstd_member),
+    ] {
+        let reply = send(
+            &fixture,
+            proxy,
+            post("/upload", &[("content-type", "application/octet-stream")], body),
+        )
+        .await;
+        assert_eq!(reply.status, 403, "{what}: {}", reply.body_text());
+        assert!(
+            reply.body_text().contains("compressed data in the body"),
+            "{what}: {}",
+            reply.body_text()
+        );
+    }
+    assert!(fixture.requests().is_empty());
+
+    // Positive control: a harmless gzip upload goes through as the same bytes.
+    let harmless = gzip(b"key=nothing to see");
+    let reply = send(
+        &fixture,
+        proxy,
+        post(
+            "/upload",
+            &[("content-type", "application/octet-stream")],
+            harmless.clone(),
+        ),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body_text());
+    assert_eq!(fixture.requests()[0].body, harmless);
+}
+
+/// Builds a zstd frame with one raw (uncompressed) block (RFC 8878, section 3.1).
+fn zstd_raw_block(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x28, 0xb5, 0x2f, 0xfd];
+    // Frame header: single segment, one-byte content size.
+    let size = u8::try_from(data.len()).expect("short");
+    out.extend_from_slice(&[0x20, size]);
+    // Last block, raw, of data.len() bytes: bit 0 last, bits 1-2 type 0, size << 3.
+    let header = (u32::try_from(data.len()).expect("short") << 3) | 1;
+    out.extend_from_slice(&header.to_le_bytes()[..3]);
+    out.extend_from_slice(data);
+    out
+}
