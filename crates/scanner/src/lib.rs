@@ -80,6 +80,7 @@ mod decode;
 mod encode;
 mod entropy;
 mod finding;
+mod fragments;
 mod known;
 mod patterns;
 mod redact;

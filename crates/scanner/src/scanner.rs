@@ -98,8 +98,12 @@ impl Scanner {
     /// Compiles a scanner like [`Scanner::new`], returning an error instead of panicking
     /// when the known secrets do not fit the automaton.
     pub fn try_new<S: AsRef<str>>(known_secrets: &[S]) -> Result<Scanner, ScannerError> {
+        // Pieces of each secret find it with characters cut off or split in two.
+        let mut values: Vec<&str> = known_secrets.iter().map(AsRef::as_ref).collect();
+        let pieces = crate::fragments::fragments(known_secrets);
+        values.extend(pieces.iter().map(String::as_str));
         Ok(Scanner {
-            known: KnownSecrets::compile(known_secrets)?,
+            known: KnownSecrets::compile(&values)?,
             window: WINDOW,
             overlap: OVERLAP,
         })

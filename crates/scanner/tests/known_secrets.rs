@@ -169,9 +169,24 @@ fn base64_of_hex_is_found_by_decoding() {
 
 #[test]
 fn other_values_are_not_found() {
-    let near = SECRET.replace('Z', "Y");
+    // One character changed in each half: no run of the secret long enough to hold one
+    // of its pieces is left.
+    let near = SECRET.replace('8', "9").replace('a', "b");
     assert!(known(near.as_bytes()).is_empty());
     assert!(known(STANDARD.encode(&near).as_bytes()).is_empty());
+}
+
+#[test]
+fn secret_with_characters_cut_off_is_found() {
+    for shortened in [&SECRET[1..], &SECRET[..SECRET.len() - 1]] {
+        assert!(!known(shortened.as_bytes()).is_empty(), "{shortened}");
+    }
+    // Its halves on two lines, as two assignments in a source file.
+    let (first, second) = SECRET.split_at(SECRET.len() / 2);
+    let split = format!("a = \"{first}\"\nb = \"{second}\"\n");
+    assert!(!known(split.as_bytes()).is_empty(), "{split}");
+    // Positive control: the same lines with other values are clean.
+    assert!(known(b"a = \"Zq8v+N3k\"\nb = \"0 Xa7R\"\n").is_empty());
 }
 
 #[test]
