@@ -117,10 +117,21 @@ fn init_writes_examples_that_load() {
         "the examples do not pass bottle check"
     );
 
-    // A second init never overwrites the user's files.
+    // A second init never overwrites the user's files, and says what to do; with one
+    // of the two files gone, it writes neither.
+    let edited = "---\negress: {routes: []}\n---\nMine.\n";
+    std::fs::write(sandbox.config().join("bottles/example.md"), edited).expect("edit");
+    std::fs::remove_file(sandbox.config().join("agents/example.md")).expect("remove");
     let again = run(&mut bottle_command(&sandbox, HostUser::Root, &["init"]));
     assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stderr).contains("example.md"));
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("bottles/example.md exists"), "{stderr}");
+    assert!(stderr.contains("rename or remove it"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.config().join("bottles/example.md")).expect("read"),
+        edited
+    );
+    assert!(!sandbox.config().join("agents/example.md").exists());
 }
 
 #[test]

@@ -53,6 +53,15 @@ pub fn init() -> Exit {
         (config.join("bottles").join("example.md"), EXAMPLE_BOTTLE),
         (config.join("agents").join("example.md"), EXAMPLE_AGENT),
     ];
+    // Both files or neither: a second `init` must not leave half an example behind.
+    if let Some((path, _)) = files.iter().find(|(path, _)| path.exists()) {
+        eprintln!(
+            "bottle: {} exists, and init never overwrites your files; rename or remove it to \
+             write the example again",
+            path.display()
+        );
+        return Exit::Failure;
+    }
     for (path, contents) in &files {
         if let Err(err) = write_new(path, contents) {
             eprintln!("bottle: cannot write {}: {err}", path.display());
@@ -60,7 +69,10 @@ pub fn init() -> Exit {
         }
         println!("wrote {}", path.display());
     }
-    println!("try: bottle info example && bottle run example");
+    println!(
+        "try: bottle info example, then EXAMPLE_API_TOKEN=<your token> bottle run example \
+         (the launch stops while the token is unset)"
+    );
     Exit::Success
 }
 

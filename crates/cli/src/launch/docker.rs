@@ -423,6 +423,8 @@ impl Bottle {
             host_config: Some(HostConfig {
                 network_mode: Some(format!("container:{}", self.names.bridge)),
                 binds: Some(binds),
+                // TODO(resources): no memory or CPU limit, and the tmpfs mounts have the
+                // default size of half the host's memory.
                 tmpfs: Some(HashMap::from([
                     ("/tmp".to_owned(), "rw,nosuid,nodev,mode=1777".to_owned()),
                     (
