@@ -74,6 +74,7 @@ pub(crate) fn percent_encode(bytes: &[u8], upper_hex: bool, space_as_plus: bool)
 }
 
 /// Returns whether `byte` belongs to the standard or the URL-safe base64 alphabet.
+#[cfg(test)]
 pub(crate) fn is_base64_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'+' | b'/' | b'-' | b'_')
 }
@@ -90,7 +91,7 @@ fn base64_value(byte: u8) -> u8 {
 
 /// Decodes base64 characters of either alphabet, without padding, into `out`.
 ///
-/// Every byte of `chars` must satisfy [`is_base64_byte`]. Trailing bits that do not fill
+/// Every byte of `chars` must satisfy `is_base64_byte`. Trailing bits that do not fill
 /// a byte are dropped, so any run decodes; the result has `len * 6 / 8` bytes.
 pub(crate) fn decode_base64_lenient(chars: &[u8], out: &mut Vec<u8>) {
     out.clear();

@@ -65,7 +65,9 @@ fn utf16_unit(bytes: &[u8]) -> Option<u16> {
     }
 }
 
-/// Returns whether `run` contains at least one valid `%XX` escape.
+/// Returns whether `run` contains at least one valid `%XX` escape; the reference for the
+/// decoder's search for escapes.
+#[cfg(test)]
 pub(crate) fn has_percent_escape(run: &[u8]) -> bool {
     run.windows(3)
         .any(|window| window[0] == b'%' && hex_byte(&window[1..]).is_some())
@@ -99,12 +101,13 @@ pub(crate) fn percent_decode(run: &[u8], out: &mut Vec<u8>, escapes: &mut Vec<Es
 
 /// Returns whether `bytes` contains a backslash escape that [`unescape`] decodes.
 pub(crate) fn has_backslash_escape(bytes: &[u8]) -> bool {
-    bytes.windows(2).any(|window| {
-        window[0] == b'\\'
-            && matches!(
-                window[1],
+    memchr::memchr_iter(b'\\', bytes).any(|at| {
+        bytes.get(at + 1).is_some_and(|&next| {
+            matches!(
+                next,
                 b'u' | b'x' | b'/' | b'"' | b'\'' | b'\\' | b'n' | b'r' | b't'
             )
+        })
     })
 }
 
