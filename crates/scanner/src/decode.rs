@@ -227,6 +227,8 @@ impl Decoder {
 const BASE64: u8 = 1;
 /// Class bit of hex digits in [`CLASSES`].
 const HEX: u8 = 2;
+/// Class bit of `\n` and `\r` in [`CLASSES`].
+const LINE_BREAK: u8 = 4;
 
 /// The classes of each byte value, so runs are found with one table lookup per byte.
 static CLASSES: [u8; 256] = {
@@ -240,6 +242,9 @@ static CLASSES: [u8; 256] = {
         }
         if b.is_ascii_hexdigit() {
             table[byte] |= HEX;
+        }
+        if b == b'\n' || b == b'\r' {
+            table[byte] |= LINE_BREAK;
         }
         byte += 1;
     }
@@ -271,7 +276,7 @@ fn wrap_len(haystack: &[u8], at: usize, line_len: usize) -> Option<usize> {
         _ => return None,
     };
     let wrapped = line_len >= MIN_WRAPPED_LINE
-        && line_len % 4 == 0
+        && line_len.is_multiple_of(4)
         && haystack
             .get(at + newline_len)
             .is_some_and(|&next| is_base64_byte(next));
@@ -289,12 +294,13 @@ fn may_wrap(haystack: &[u8], at: usize, line_len: usize) -> bool {
 fn has_base64_run(bytes: &[u8]) -> bool {
     let mut run = 0;
     for &byte in bytes {
-        if is_base64_byte(byte) {
+        let class = CLASSES[usize::from(byte)];
+        if class & BASE64 != 0 {
             run += 1;
             if run >= MIN_BASE64_RUN {
                 return true;
             }
-        } else if byte != b'\n' && byte != b'\r' {
+        } else if class & LINE_BREAK == 0 {
             run = 0;
         }
     }
