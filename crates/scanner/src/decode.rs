@@ -307,14 +307,14 @@ fn may_wrap(haystack: &[u8], at: usize, line_len: usize) -> bool {
 fn has_base64_run(bytes: &[u8]) -> bool {
     let mut run = 0;
     for &byte in bytes {
+        // Branch-free on the byte: base64 counts, a line break keeps the count, anything
+        // else resets it.
         let class = CLASSES[usize::from(byte)];
-        if class & BASE64 != 0 {
-            run += 1;
-            if run >= MIN_BASE64_RUN {
-                return true;
-            }
-        } else if class & LINE_BREAK == 0 {
-            run = 0;
+        let base64 = usize::from(class & BASE64 != 0);
+        let kept = usize::from(class & (BASE64 | LINE_BREAK) != 0);
+        run = (run + base64) * kept;
+        if run >= MIN_BASE64_RUN {
+            return true;
         }
     }
     false
