@@ -8,9 +8,7 @@
 
 use crate::encode::decode_base64_lenient;
 use crate::finding::Encoding;
-use crate::unescape::{
-    Escape, has_backslash_escape, input_span, percent_decode, unescape,
-};
+use crate::unescape::{Escape, has_backslash_escape, input_span, percent_decode, unescape};
 
 /// The shortest base64 run that is decoded. 24 characters decode to 18 bytes; shorter
 /// runs cannot hold any token the rules describe.
@@ -157,8 +155,8 @@ impl Decoder {
     ) {
         let mut i = 0;
         // A run worth decoding has a first line of at least MIN_BASE64_RUN characters, or
-        // of MIN_WRAPPED_LINE that continues on the next line; shorter ones (most words of
-        // text) are passed over without being looked at one by one.
+        // of MIN_WRAPPED_LINE that continues on the next line. Shorter runs (most words of
+        // text) are passed over by a counter, not looked at one by one.
         while let Some(skip) = find_run(&haystack[i..], BASE64, MIN_WRAPPED_LINE) {
             let start = i + skip;
             let line = run_len(&haystack[start..], BASE64);

@@ -234,24 +234,14 @@ fn strip_separators(bytes: &[u8]) -> Vec<u8> {
 /// Offsets are `u32` to halve the map's size; the scanner calls this on windows far
 /// smaller than 4 GiB.
 fn strip_with_offsets(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
-    let mut copy = Vec::new();
-    let mut offsets = Vec::new();
-    strip_into(bytes, &mut copy, &mut offsets);
-    (copy, offsets)
-}
-
-/// [`strip_with_offsets`] into reused buffers.
-fn strip_into(bytes: &[u8], copy: &mut Vec<u8>, offsets: &mut Vec<u32>) {
     assert!(
         u32::try_from(bytes.len()).is_ok(),
         "scan windows are smaller than 4 GiB"
     );
     // Every byte is written at the next free place and the place is taken only when the
     // byte is kept, so the loop has no branch on separators.
-    copy.clear();
-    copy.resize(bytes.len(), 0);
-    offsets.clear();
-    offsets.resize(bytes.len(), 0);
+    let mut copy = vec![0; bytes.len()];
+    let mut offsets = vec![0; bytes.len()];
     let mut kept = 0;
     let mut i = 0;
     while i < bytes.len() {
@@ -269,6 +259,7 @@ fn strip_into(bytes: &[u8], copy: &mut Vec<u8>, offsets: &mut Vec<u32>) {
     }
     copy.truncate(kept);
     offsets.truncate(kept);
+    (copy, offsets)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //!
 //! A rule's regex runs only near its keywords. Every match of a rule with a bounded match
 //! length contains one of the rule's keywords, so it starts at most that length before a
-//! keyword hit; the regex searches only those stretches, with enough bytes after them to
+//! keyword hit. The regex searches only those stretches, with enough bytes after them to
 //! see the whole match and the byte after it. The result is the same as one search over
 //! the whole input (a property test compares them). The AWS secret key rule, whose
 //! keyword precedes the key, looks at the runs of key characters after each keyword hit.
@@ -55,7 +55,7 @@ const AWS_SECRET_PATTERN: &str = r"[A-Za-z0-9/+=]{40,}";
 /// Length of the runs of key characters that the AWS secret key pattern matches.
 const AWS_MIN_RUN: usize = 40;
 
-/// How a rule's regex is run over an input whose keywords it has.
+/// The part of an input that a triggered rule's regex searches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Search {
     /// Near each keyword hit: every match contains a keyword and is at most this long.
@@ -139,7 +139,10 @@ impl PatternSet {
             .iter()
             .map(|spec| compile_regex(spec.pattern))
             .collect();
-        assert!(RULES.len() <= RULE_SLOTS, "RULE_SLOTS holds a flag per rule");
+        assert!(
+            RULES.len() <= RULE_SLOTS,
+            "RULE_SLOTS holds a flag per rule"
+        );
         let searches = RULES.iter().map(search_for).collect();
         let key_end_marker =
             compile_regex(r"\A-{4,5} ?END [A-Z0-9 ]{0,40}PRIVATE KEY(?: BLOCK)? ?-{4,5}");
@@ -574,7 +577,12 @@ mod tests {
         let rules: Vec<_> = near.iter().map(|found| found.rule).collect();
         assert_eq!(
             rules,
-            ["github-pat", "aws-secret-access-key", "generic-secret", "generic-secret"]
+            [
+                "github-pat",
+                "aws-secret-access-key",
+                "generic-secret",
+                "generic-secret"
+            ]
         );
         assert_eq!(spans(&near), spans(&whole));
     }
