@@ -189,13 +189,18 @@ impl PatternSet {
             }
             // The stretches where a match of this rule can start, merged and in order.
             stretches.clear();
-            stretches.extend(keyword_hits.iter().filter(|hit| hit.0 == index).map(
-                |&(_, start, end)| match search {
-                    Search::NearKeywords { max_len } => (end.saturating_sub(max_len), start),
-                    Search::AwsRuns => (end, start + AWS_KEYWORD_DISTANCE),
-                    Search::Whole => unreachable!("handled above"),
-                },
-            ));
+            let generic = matches!(spec.check, Check::GenericValue);
+            stretches.extend(
+                keyword_hits
+                    .iter()
+                    .filter(|hit| hit.0 == index)
+                    .filter(|&&(_, start, end)| !generic || has_assignment(haystack, start, end))
+                    .map(|&(_, start, end)| match search {
+                        Search::NearKeywords { max_len } => (end.saturating_sub(max_len), start),
+                        Search::AwsRuns => (end, start + AWS_KEYWORD_DISTANCE),
+                        Search::Whole => unreachable!("handled above"),
+                    }),
+            );
             stretches.sort_unstable();
             merge_stretches(&mut stretches);
             match search {
@@ -408,6 +413,22 @@ fn find_long_run(bytes: &[u8], len: usize) -> Option<usize> {
         }
     }
     None
+}
+
+/// How far after the start of a `generic-secret` match its `=` or `:` may be: the
+/// longest name (11 bytes), 24 name characters, a quote and 4 blanks.
+const GENERIC_OPERATOR_DISTANCE: usize = 11 + 24 + 1 + 4;
+
+/// Returns whether the `generic-secret` keyword hit at `start..end` can be the one in a
+/// match's name. Every match has a name that holds one of the rule's keywords, then an
+/// `=` or `:` after the name and within [`GENERIC_OPERATOR_DISTANCE`] of the match start,
+/// which is at or before the keyword. Hits without such a byte after them are in no
+/// match's name, and the hits that are still give every match its stretch.
+fn has_assignment(haystack: &[u8], start: usize, end: usize) -> bool {
+    let limit = haystack.len().min(start + GENERIC_OPERATOR_DISTANCE + 1);
+    haystack
+        .get(end..limit)
+        .is_some_and(|after| after.iter().any(|&byte| byte == b'=' || byte == b':'))
 }
 
 /// Room for one flag per rule of the table.
