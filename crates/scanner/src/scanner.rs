@@ -234,7 +234,7 @@ impl Scanner {
             Hit::from_rule(found, Encoding::Raw, base + found.start, base + found.end)
         }));
 
-        // TODO(perf): the scan runs at 29 to 74 MiB/s per core on 1 MiB bodies (`cargo
+        // TODO(perf): the scan runs at 30 to 77 MiB/s per core on 1 MiB bodies (`cargo
         // bench -p bottle-scanner`), below 500 MB/s. Most of it is Aho-Corasick: four exact
         // passes over the window and its separator-free copy, the keyword prefilter, and
         // the exact forms again over each decoded view (every base64 run at four
