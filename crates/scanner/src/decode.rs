@@ -6,11 +6,9 @@
 //! scanned but never decoded again. Each level is at most three quarters the size of the
 //! one above, so the work stays within a small multiple of the input size.
 
-use crate::encode::{decode_base64_lenient, is_base64_byte};
+use crate::encode::decode_base64_lenient;
 use crate::finding::Encoding;
-use crate::unescape::{
-    Escape, has_backslash_escape, has_percent_escape, input_span, percent_decode, unescape,
-};
+use crate::unescape::{Escape, has_backslash_escape, input_span, percent_decode, unescape};
 
 /// The shortest base64 run that is decoded. 24 characters decode to 18 bytes; shorter
 /// runs cannot hold any token the rules describe.
@@ -107,9 +105,6 @@ impl Decoder {
         });
 
         for (origin, run) in percent_runs(haystack) {
-            if !has_percent_escape(run) {
-                continue;
-            }
             percent_decode(run, &mut self.decoded, &mut self.escapes);
             let map = SpanMap::Escaped {
                 origin,
@@ -121,18 +116,9 @@ impl Decoder {
         // Git object ids are hex runs too; their decoded bytes are random and match
         // nothing, so decoding every run costs time, not false findings.
         let mut i = 0;
-        while i < haystack.len() {
-            if !haystack[i].is_ascii_hexdigit() {
-                i += 1;
-                continue;
-            }
-            let start = i;
-            while i < haystack.len() && haystack[i].is_ascii_hexdigit() {
-                i += 1;
-            }
-            if i - start < MIN_HEX_RUN {
-                continue;
-            }
+        while let Some(skip) = find_run(&haystack[i..], HEX, MIN_HEX_RUN) {
+            let start = i + skip;
+            i = start + run_len(&haystack[start..], HEX);
             for origin in [start, start + 1] {
                 let digits = &haystack[origin..i];
                 if digits.len() < MIN_HEX_RUN {
@@ -168,12 +154,17 @@ impl Decoder {
         visit: &mut dyn FnMut(&[u8], &SpanMap<'_>),
     ) {
         let mut i = 0;
-        while i < haystack.len() {
-            if !is_base64_byte(haystack[i]) {
-                i += 1;
+        // A run worth decoding has a first line of at least MIN_BASE64_RUN characters, or
+        // of MIN_WRAPPED_LINE that continues on the next line. Shorter runs (most words of
+        // text) are passed over by a counter, not looked at one by one.
+        while let Some(skip) = find_run(&haystack[i..], BASE64, MIN_WRAPPED_LINE) {
+            let start = i + skip;
+            let line = run_len(&haystack[start..], BASE64);
+            if line < MIN_BASE64_RUN && !may_wrap(haystack, start + line, line) {
+                i = start + line;
                 continue;
             }
-            i = self.collect_base64_run(haystack, i);
+            i = self.collect_base64_run(haystack, start);
             for alignment in 0..4 {
                 if self.chars.len() < alignment + MIN_BASE64_RUN {
                     break;
@@ -209,29 +200,18 @@ impl Decoder {
         let mut i = start;
         let mut line_len = 0;
         while i < haystack.len() {
-            let byte = haystack[i];
-            if is_base64_byte(byte) {
-                self.chars.push(byte);
-                self.offsets.push(i);
-                line_len += 1;
-                i += 1;
+            let line = run_len(&haystack[i..], BASE64);
+            if line > 0 {
+                self.chars.extend_from_slice(&haystack[i..i + line]);
+                self.offsets.extend(i..i + line);
+                line_len += line;
+                i += line;
                 continue;
             }
 
-            let newline_len = match &haystack[i..] {
-                [b'\n', ..] => 1,
-                [b'\r', b'\n', ..] => 2,
-                _ => 0,
-            };
-            let wrapped = newline_len > 0
-                && line_len >= MIN_WRAPPED_LINE
-                && line_len % 4 == 0
-                && haystack
-                    .get(i + newline_len)
-                    .is_some_and(|&next| is_base64_byte(next));
-            if !wrapped {
+            let Some(newline_len) = wrap_len(haystack, i, line_len) else {
                 break;
-            }
+            };
             i += newline_len;
             line_len = 0;
         }
@@ -239,18 +219,100 @@ impl Decoder {
     }
 }
 
+/// Class bit of base64 characters of either alphabet in [`CLASSES`].
+const BASE64: u8 = 1;
+/// Class bit of hex digits in [`CLASSES`].
+const HEX: u8 = 2;
+/// Class bit of `\n` and `\r` in [`CLASSES`].
+const LINE_BREAK: u8 = 4;
+
+/// The classes of each byte value, so runs are found with one table lookup per byte.
+static CLASSES: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        #[allow(clippy::cast_possible_truncation)]
+        let b = byte as u8;
+        if b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_') {
+            table[byte] |= BASE64;
+        }
+        if b.is_ascii_hexdigit() {
+            table[byte] |= HEX;
+        }
+        if b == b'\n' || b == b'\r' {
+            table[byte] |= LINE_BREAK;
+        }
+        byte += 1;
+    }
+    table
+};
+
+fn is_base64_byte(byte: u8) -> bool {
+    CLASSES[usize::from(byte)] & BASE64 != 0
+}
+
+fn is_hex_digit(byte: u8) -> bool {
+    CLASSES[usize::from(byte)] & HEX != 0
+}
+
+/// Returns the start of the first run of at least `len` bytes of `class` in `bytes`,
+/// counting a run that starts before `bytes` from its first byte in `bytes`.
+fn find_run(bytes: &[u8], class: u8, len: usize) -> Option<usize> {
+    debug_assert!(len > 0, "an empty run is everywhere");
+    let mut run = 0;
+    for (index, &byte) in bytes.iter().enumerate() {
+        // Branch-free on the class, so words of text cost no mispredicted branches.
+        run = (run + 1) * usize::from(CLASSES[usize::from(byte)] & class != 0);
+        if run == len {
+            return Some(index + 1 - len);
+        }
+    }
+    None
+}
+
+/// Returns how many bytes at the start of `bytes` are in `class`.
+fn run_len(bytes: &[u8], class: u8) -> usize {
+    bytes
+        .iter()
+        .position(|&byte| CLASSES[usize::from(byte)] & class == 0)
+        .unwrap_or(bytes.len())
+}
+
+/// Returns the length of the line break at `at` (1 for `\n`, 2 for `\r\n`) when a base64
+/// run whose current line has `line_len` characters continues after it.
+fn wrap_len(haystack: &[u8], at: usize, line_len: usize) -> Option<usize> {
+    let newline_len = match haystack.get(at..)? {
+        [b'\n', ..] => 1,
+        [b'\r', b'\n', ..] => 2,
+        _ => return None,
+    };
+    let wrapped = line_len >= MIN_WRAPPED_LINE
+        && line_len.is_multiple_of(4)
+        && haystack
+            .get(at + newline_len)
+            .is_some_and(|&next| is_base64_byte(next));
+    wrapped.then_some(newline_len)
+}
+
+/// Returns whether a base64 line of `line_len` characters ending at `at` continues on
+/// the next line.
+fn may_wrap(haystack: &[u8], at: usize, line_len: usize) -> bool {
+    wrap_len(haystack, at, line_len).is_some()
+}
+
 /// Returns whether `bytes` has a run of [`MIN_BASE64_RUN`] base64 characters, so that
 /// decoding it again can find something.
 fn has_base64_run(bytes: &[u8]) -> bool {
     let mut run = 0;
     for &byte in bytes {
-        if is_base64_byte(byte) {
-            run += 1;
-            if run >= MIN_BASE64_RUN {
-                return true;
-            }
-        } else if byte != b'\n' && byte != b'\r' {
-            run = 0;
+        // Branch-free on the byte: base64 counts, a line break keeps the count, anything
+        // else resets it.
+        let class = CLASSES[usize::from(byte)];
+        let base64 = usize::from(class & BASE64 != 0);
+        let kept = usize::from(class & (BASE64 | LINE_BREAK) != 0);
+        run = (run + base64) * kept;
+        if run >= MIN_BASE64_RUN {
+            return true;
         }
     }
     false
@@ -262,16 +324,35 @@ fn ends_percent_run(byte: u8) -> bool {
     !byte.is_ascii_graphic() || matches!(byte, b'"' | b'\'' | b'<' | b'>' | b'`' | b'\\')
 }
 
-/// Returns each maximal run of URL-like bytes with its offset.
+/// Returns each maximal run of URL-like bytes that holds a valid `%XX` escape, with its
+/// offset. Runs are found from the `%` signs, so input without any costs one `memchr`.
 fn percent_runs(haystack: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
-    let mut offset = 0;
-    haystack
-        .split(|&byte| ends_percent_run(byte))
-        .filter_map(move |run| {
-            let start = offset;
-            offset += run.len() + 1;
-            (!run.is_empty()).then_some((start, run))
-        })
+    // `search` is where the next `%` is looked for; `after` is where the last run ended.
+    let mut search = 0;
+    let mut after = 0;
+    std::iter::from_fn(move || {
+        while search < haystack.len() {
+            let percent = search + memchr::memchr(b'%', &haystack[search..])?;
+            let escape = haystack.get(percent + 1..percent + 3);
+            if !escape.is_some_and(|digits| digits.iter().all(|&digit| is_hex_digit(digit))) {
+                search = percent + 1;
+                continue;
+            }
+            // A valid escape's digits are URL-like, so the run holds the whole escape.
+            let start = haystack[after..percent]
+                .iter()
+                .rposition(|&byte| ends_percent_run(byte))
+                .map_or(after, |end| after + end + 1);
+            let end = haystack[percent..]
+                .iter()
+                .position(|&byte| ends_percent_run(byte))
+                .map_or(haystack.len(), |end| percent + end);
+            search = end;
+            after = end;
+            return Some((start, &haystack[start..end]));
+        }
+        None
+    })
 }
 
 /// Returns the value of one hex digit; callers pass only hex digits.
@@ -288,7 +369,43 @@ fn hex_value(digit: u8) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+    use crate::unescape::has_percent_escape;
+
+    /// The URL-like runs with a valid escape, found by splitting the input at every byte
+    /// that ends a run: the definition that [`percent_runs`] implements faster.
+    fn percent_runs_reference(haystack: &[u8]) -> Vec<(usize, &[u8])> {
+        let mut offset = 0;
+        let mut runs = Vec::new();
+        for run in haystack.split(|&byte| ends_percent_run(byte)) {
+            if has_percent_escape(run) {
+                runs.push((offset, run));
+            }
+            offset += run.len() + 1;
+        }
+        runs
+    }
+
+    proptest! {
+        #[test]
+        fn percent_runs_match_the_reference(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'%'), Just(b'4'), Just(b'a'), Just(b' '), Just(b'"'), any::<u8>()],
+                0..200,
+            ),
+        ) {
+            let runs: Vec<_> = percent_runs(&bytes).collect();
+            prop_assert_eq!(runs, percent_runs_reference(&bytes));
+        }
+
+        #[test]
+        fn class_table_matches_the_byte_tests(byte in any::<u8>()) {
+            prop_assert_eq!(is_base64_byte(byte), crate::encode::is_base64_byte(byte));
+            prop_assert_eq!(is_hex_digit(byte), byte.is_ascii_hexdigit());
+        }
+    }
 
     #[test]
     fn base64_span_maps_to_characters() {
@@ -304,10 +421,10 @@ mod tests {
 
     #[test]
     fn percent_runs_split_on_whitespace_and_quotes() {
-        let runs: Vec<_> = percent_runs(b"a=b%20c \"x%41\" y").collect();
+        let runs: Vec<_> = percent_runs(b"a=b%20c \"x%41\" y%zz %%4a").collect();
         assert_eq!(
             runs,
-            vec![(0, &b"a=b%20c"[..]), (9, &b"x%41"[..]), (15, &b"y"[..])]
+            vec![(0, &b"a=b%20c"[..]), (9, &b"x%41"[..]), (20, &b"%%4a"[..])]
         );
     }
 

@@ -214,7 +214,9 @@ static SEPARATORS: [bool; 256] = {
 };
 
 /// Returns the length of the separator at the start of `bytes`: 1 for a separator byte,
-/// 2 for a `\n`, `\r` or `\t` escape as written in JSON or C strings, 0 otherwise.
+/// 2 for a `\n`, `\r` or `\t` escape as written in JSON or C strings, 0 otherwise. It
+/// defines what [`strip_with_offsets`] removes.
+#[cfg(test)]
 fn separator_len(bytes: &[u8]) -> usize {
     match bytes {
         [b'\\', b'n' | b'r' | b't', ..] => 2,
@@ -232,34 +234,31 @@ fn strip_separators(bytes: &[u8]) -> Vec<u8> {
 /// Offsets are `u32` to halve the map's size; the scanner calls this on windows far
 /// smaller than 4 GiB.
 fn strip_with_offsets(bytes: &[u8]) -> (Vec<u8>, Vec<u32>) {
-    let mut copy = Vec::with_capacity(bytes.len());
-    let mut offsets = Vec::with_capacity(bytes.len());
+    assert!(
+        u32::try_from(bytes.len()).is_ok(),
+        "scan windows are smaller than 4 GiB"
+    );
+    // Every byte is written at the next free place and the place is taken only when the
+    // byte is kept, so the loop has no branch on separators.
+    let mut copy = vec![0; bytes.len()];
+    let mut offsets = vec![0; bytes.len()];
+    let mut kept = 0;
     let mut i = 0;
     while i < bytes.len() {
-        // Copy the run of bytes up to the next possible separator in one go. A backslash
-        // may start a `\n` escape, so it ends the run too.
-        let run = bytes[i..]
-            .iter()
-            .position(|&byte| byte == b'\\' || is_separator(byte))
-            .map_or(bytes.len(), |end| i + end);
-        if run > i {
-            copy.extend_from_slice(&bytes[i..run]);
-            let start = u32::try_from(i).expect("scan windows are smaller than 4 GiB");
-            let end = u32::try_from(run).expect("scan windows are smaller than 4 GiB");
-            offsets.extend(start..end);
-            i = run;
+        let byte = bytes[i];
+        if byte == b'\\' && matches!(bytes.get(i + 1), Some(b'n' | b'r' | b't')) {
+            i += 2;
             continue;
         }
-        let skip = separator_len(&bytes[i..]);
-        if skip > 0 {
-            i += skip;
-            continue;
-        }
-        // A backslash that starts no escape is kept.
-        copy.push(bytes[i]);
-        offsets.push(u32::try_from(i).expect("scan windows are smaller than 4 GiB"));
+        copy[kept] = byte;
+        #[allow(clippy::cast_possible_truncation)]
+        let offset = i as u32; // checked above
+        offsets[kept] = offset;
+        kept += usize::from(!is_separator(byte));
         i += 1;
     }
+    copy.truncate(kept);
+    offsets.truncate(kept);
     (copy, offsets)
 }
 

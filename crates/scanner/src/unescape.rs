@@ -65,7 +65,9 @@ fn utf16_unit(bytes: &[u8]) -> Option<u16> {
     }
 }
 
-/// Returns whether `run` contains at least one valid `%XX` escape.
+/// Returns whether `run` contains at least one valid `%XX` escape; the reference for the
+/// decoder's search for escapes.
+#[cfg(test)]
 pub(crate) fn has_percent_escape(run: &[u8]) -> bool {
     run.windows(3)
         .any(|window| window[0] == b'%' && hex_byte(&window[1..]).is_some())
@@ -99,12 +101,13 @@ pub(crate) fn percent_decode(run: &[u8], out: &mut Vec<u8>, escapes: &mut Vec<Es
 
 /// Returns whether `bytes` contains a backslash escape that [`unescape`] decodes.
 pub(crate) fn has_backslash_escape(bytes: &[u8]) -> bool {
-    bytes.windows(2).any(|window| {
-        window[0] == b'\\'
-            && matches!(
-                window[1],
+    memchr::memchr_iter(b'\\', bytes).any(|at| {
+        bytes.get(at + 1).is_some_and(|&next| {
+            matches!(
+                next,
                 b'u' | b'x' | b'/' | b'"' | b'\'' | b'\\' | b'n' | b'r' | b't'
             )
+        })
     })
 }
 
@@ -115,8 +118,16 @@ pub(crate) fn has_backslash_escape(bytes: &[u8]) -> bool {
 pub(crate) fn unescape(bytes: &[u8], out: &mut Vec<u8>, escapes: &mut Vec<Escape>) {
     out.clear();
     escapes.clear();
+    out.reserve(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
+        // Bytes up to the next backslash are copied as they are, in one go.
+        let literal = memchr::memchr(b'\\', &bytes[i..]).unwrap_or(bytes.len() - i);
+        out.extend_from_slice(&bytes[i..i + literal]);
+        i += literal;
+        if i == bytes.len() {
+            break;
+        }
         let Some((decoded, input_len)) = decode_escape(&bytes[i..]) else {
             out.push(bytes[i]);
             i += 1;
@@ -179,7 +190,52 @@ fn decode_escape(bytes: &[u8]) -> Option<(Decoded, usize)> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// Unescapes one byte at a time: the definition that [`unescape`] implements faster.
+    fn unescape_reference(bytes: &[u8]) -> (Vec<u8>, Vec<Escape>) {
+        let (mut out, mut escapes) = (Vec::new(), Vec::new());
+        let mut i = 0;
+        while i < bytes.len() {
+            let Some((decoded, input_len)) = decode_escape(&bytes[i..]) else {
+                out.push(bytes[i]);
+                i += 1;
+                continue;
+            };
+            let output_start = out.len();
+            match decoded {
+                Decoded::Byte(byte) => out.push(byte),
+                Decoded::Char(c) => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
+            }
+            escapes.push(Escape {
+                output_start,
+                output_len: out.len() - output_start,
+                input_start: i,
+                input_len,
+            });
+            i += input_len;
+        }
+        (out, escapes)
+    }
+
+    proptest! {
+        #[test]
+        fn unescape_matches_the_reference(
+            bytes in proptest::collection::vec(
+                prop_oneof![
+                    Just(b'\\'), Just(b'u'), Just(b'x'), Just(b'n'), Just(b'd'), Just(b'8'),
+                    any::<u8>(),
+                ],
+                0..200,
+            ),
+        ) {
+            let (mut out, mut escapes) = (Vec::new(), Vec::new());
+            unescape(&bytes, &mut out, &mut escapes);
+            prop_assert_eq!((out, escapes), unescape_reference(&bytes));
+        }
+    }
 
     #[test]
     fn percent_decode_records_escapes() {
