@@ -19,7 +19,10 @@ fn route(host: &str, port: u16) -> Route {
 
 /// Generates a DNS label of letters, digits and inner hyphens.
 fn label() -> impl Strategy<Value = String> {
+    // A label with hyphens in its third and fourth places is reserved (`xn--` starts a
+    // punycode label, which must then decode), so the parser may rightly refuse it.
     "[a-zA-Z][a-zA-Z0-9-]{0,10}[a-zA-Z0-9]"
+        .prop_filter("no reserved hyphens", |label| label.get(2..4) != Some("--"))
 }
 
 proptest! {
