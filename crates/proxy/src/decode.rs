@@ -98,7 +98,7 @@ const MAX_EMBEDDED: usize = 16;
 /// Decodes the gzip and zstd streams that start anywhere inside `data`: an upload of a
 /// compressed file without `Content-Encoding`, or a compressed member of a multipart
 /// form, which the scanner would otherwise see only as compressed bytes. Bytes that
-/// merely look like a stream's start and do not decode are skipped; streams that
+/// merely look like a stream's start and do not decode are skipped. Streams that
 /// decode to more than [`MAX_DECODED`] bytes in all are an error, as for the body.
 pub(crate) fn embedded_streams(data: &[u8]) -> Result<Vec<Vec<u8>>, DecodeError> {
     let mut streams = Vec::new();

@@ -44,7 +44,7 @@ pub(crate) struct Supervisor {
     timeout: Duration,
     /// SHA-256 digests of finding values in approved requests, each with the host the
     /// operator approved it for. They stay allowed to that host for the life of the
-    /// proxy; another host holds them again.
+    /// proxy, and a request to another host is held again.
     approved: Mutex<HashSet<(String, String)>>,
     /// Number of requests held at the moment.
     pending: AtomicUsize,

@@ -15,8 +15,8 @@ const MIN_SECRET_LEN: usize = 20;
 /// The shortest piece.
 const MIN_PIECE_LEN: usize = 10;
 
-/// Entropy a piece needs, in bits per byte. Ten random base62 characters have about 3.2;
-/// readable pieces such as `bottle-e2e` stay under 3.
+/// Entropy a piece needs, in bits per byte. Ten random base62 characters have about 3.2
+/// on average (an estimate), while readable pieces such as `bottle-e2e` stay under 3.
 const MIN_PIECE_ENTROPY: f64 = 3.0;
 
 /// Returns the pieces of `secrets` to search for besides the whole values.
@@ -57,7 +57,7 @@ mod tests {
     const SECRET: &str = "ghp_R4nd0mV4lu3Xq9Zt2Lw8Kp5Ns7Jd3Hf6Gb1Mc";
 
     #[test]
-    fn any_long_enough_run_holds_a_piece() {
+    fn long_run_contains_a_piece() {
         let pieces = fragments(&[SECRET]);
         assert!(!pieces.is_empty());
         let width = MIN_PIECE_LEN.max(SECRET.len() / 4);
@@ -66,7 +66,7 @@ mod tests {
                 let run = &SECRET[start..end];
                 assert!(
                     pieces.iter().any(|piece| run.contains(piece.as_str())),
-                    "{run} holds no piece of {pieces:?}"
+                    "{run} contains no piece of {pieces:?}"
                 );
             }
         }
