@@ -650,7 +650,15 @@ fn workspace_git_dir_protected_on(backend: Backend) {
         &mut bottle_command(
             &sandbox,
             HostUser::Root,
-            &["run", "--workspace", &workspace, "--", "sh", "-c", GIT_DIR_SCRIPT],
+            &[
+                "run",
+                "--workspace",
+                &workspace,
+                "--",
+                "sh",
+                "-c",
+                GIT_DIR_SCRIPT,
+            ],
         ),
     ));
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 
+use bottle_proxy::Accept;
 use bottle_scanner::{MIN_KNOWN_SECRET_LEN, Scanner};
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use bottle_proxy::Accept;
 use tokio::net::UnixListener;
 
 use crate::audit::AuditLog;

@@ -516,14 +516,21 @@ async fn compressed_data_without_content_encoding_is_scanned() {
     multipart.extend_from_slice(b"\r\n--b--\r\n");
 
     for (what, body) in [
-        ("a gzip upload", gzip(format!("key={KNOWN_SECRET}").as_bytes())),
+        (
+            "a gzip upload",
+            gzip(format!("key={KNOWN_SECRET}").as_bytes()),
+        ),
         ("a gzip member of a form", multipart),
         ("a zstd upload", zstd_member),
     ] {
         let reply = send(
             &fixture,
             proxy,
-            post("/upload", &[("content-type", "application/octet-stream")], body),
+            post(
+                "/upload",
+                &[("content-type", "application/octet-stream")],
+                body,
+            ),
         )
         .await;
         assert_eq!(reply.status, 403, "{what}: {}", reply.body_text());

@@ -165,8 +165,16 @@ async fn approval_covers_only_its_host() {
     let item = operator.await.expect("operator task");
     assert_eq!(item.summary.host, OTHER);
     assert_eq!(reply.status, 403, "{}", reply.body_text());
-    assert!(reply.body_text().contains("not there"), "{}", reply.body_text());
-    assert_eq!(fixture.requests().len(), 1, "only the approved request arrived");
+    assert!(
+        reply.body_text().contains("not there"),
+        "{}",
+        reply.body_text()
+    );
+    assert_eq!(
+        fixture.requests().len(),
+        1,
+        "only the approved request arrived"
+    );
 }
 
 #[tokio::test]

@@ -479,7 +479,10 @@ fn protect_git_dir(workspace: &Path) -> Result<Vec<bottle_sandbox::BindMount>> {
     let config = git.join("config");
     match std::fs::symlink_metadata(&config) {
         Ok(metadata) if metadata.is_file() => {
-            mounts.push(bind_read_only(&config, &target.join("config").to_string_lossy()));
+            mounts.push(bind_read_only(
+                &config,
+                &target.join("config").to_string_lossy(),
+            ));
         }
         Ok(_) => bail!(
             "invalid --workspace {}: {} is not a regular file; replace it with the \
