@@ -682,9 +682,10 @@ fn workspace_git_dir_protected_on(backend: Backend) {
         fs::read(repo.join(".git/config")).expect("read config"),
         config_before
     );
-    assert!(repo.join(".git").is_dir() && !repo.join(".git-moved").exists());
+    assert!(repo.join(".git").is_dir());
+    assert!(!repo.join(".git-moved").exists());
 
-    // Git on the host afterwards runs nothing the agent wrote, and sees its commit.
+    // Git on the host afterwards runs nothing the agent wrote, and finds its commit.
     git(&["checkout", "-q", "-b", "after"]);
     assert!(!repo.join(".git/hooks/post-checkout.ran").exists());
     let log = Command::new("git")

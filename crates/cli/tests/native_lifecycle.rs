@@ -117,8 +117,8 @@ fn init_writes_examples_that_load() {
         "the examples do not pass bottle check"
     );
 
-    // A second init never overwrites the user's files, and says what to do; with one
-    // of the two files gone, it writes neither.
+    // A second init never overwrites the user's files and names the fix. With one of
+    // the two files gone, it writes neither.
     let edited = "---\negress: {routes: []}\n---\nMine.\n";
     std::fs::write(sandbox.config().join("bottles/example.md"), edited).expect("edit");
     std::fs::remove_file(sandbox.config().join("agents/example.md")).expect("remove");

@@ -38,7 +38,7 @@ const PROXY_PORT: u16 = 3128;
 /// clients give up on a silent request after 30 to 60 seconds.
 const HOLD_TIMEOUT_SECS: u64 = 60;
 
-/// Where the workspace appears inside the bottle.
+/// Path of the workspace inside the bottle.
 const WORKSPACE_MOUNT: &str = "/workspace";
 
 /// Port of the git gate on the bottle's loopback interface.
@@ -433,7 +433,7 @@ fn bind_read_only(source: &Path, target: &str) -> bottle_sandbox::BindMount {
 /// (`core.hooksPath`, `core.fsmonitor`, `core.sshCommand`), so an agent that could write
 /// them would run code on the host after the bottle is gone. The `.git` directory itself
 /// becomes a mount point, which the agent can neither rename nor remove, so it cannot
-/// swap in a repository of its own; objects and refs stay writable for commits.
+/// swap in a repository of its own. Objects and refs stay writable for commits.
 // TODO(security): other files that host tools run later (editor tasks, agent settings,
 // `.envrc`) stay writable, and nothing reports them at the end of a session.
 fn protect_git_dir(workspace: &Path) -> Result<Vec<bottle_sandbox::BindMount>> {
